@@ -1,0 +1,217 @@
+//! H.264 encoding and decoding over OpenH264 (Constrained Baseline, the
+//! profile every browser decodes; RFC 6184 carries it over RTP).
+//!
+//! The encoder codes a keyframe first and then only when asked
+//! ([`H264Encoder::request_keyframe`], what a receiver's PLI turns into):
+//! periodic keyframes waste bitrate on a call where the receiver asks for
+//! one when it needs it. Frame skipping is off so that every input frame
+//! yields an output frame, which keeps RTP timestamps and frame counts
+//! simple to reason about; the bitrate controller lowers quality instead.
+//!
+//! Output is Annex B (start-code delimited NAL units), as OpenH264 writes it
+//! and as RTP packetizers (str0m's among them) expect.
+
+use openh264::OpenH264API;
+use openh264::decoder::{Decoder, DecoderConfig};
+use openh264::encoder::{
+    BitRate, Encoder, EncoderConfig, FrameRate as H264FrameRate, FrameType, Profile,
+    RateControlMode, UsageType,
+};
+use openh264::formats::YUVSource;
+
+use crate::video::{FrameError, I420Frame};
+
+/// Errors from the H.264 codec.
+#[derive(Debug, thiserror::Error)]
+pub enum H264Error {
+    /// OpenH264 refused to start, to encode, or to decode.
+    #[error("openh264 {op} failed: {source}")]
+    Codec {
+        /// What was being done.
+        op: &'static str,
+        /// OpenH264's error.
+        source: openh264::Error,
+    },
+    /// The frame's size differs from the encoder's.
+    #[error("frame is {got_w}x{got_h}, encoder is configured for {want_w}x{want_h}")]
+    SizeMismatch {
+        /// Frame width.
+        got_w: usize,
+        /// Frame height.
+        got_h: usize,
+        /// Configured width.
+        want_w: usize,
+        /// Configured height.
+        want_h: usize,
+    },
+    /// The decoder produced a picture with impossible dimensions.
+    #[error("decoded picture is malformed: {0}")]
+    BadPicture(#[from] FrameError),
+}
+
+/// Encoder settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct H264Config {
+    /// Picture width in pixels (even).
+    pub width: usize,
+    /// Picture height in pixels (even).
+    pub height: usize,
+    /// Target bitrate in bits per second.
+    pub bitrate_bps: u32,
+    /// Frame rate the rate controller budgets for.
+    pub max_fps: f32,
+}
+
+impl H264Config {
+    /// 640x480 at 30 fps and 800 kbit/s, a typical call setting.
+    pub fn vga() -> Self {
+        Self {
+            width: 640,
+            height: 480,
+            bitrate_bps: 800_000,
+            max_fps: 30.0,
+        }
+    }
+}
+
+/// One encoded picture.
+#[derive(Debug, Clone)]
+pub struct EncodedVideo {
+    /// Annex B NAL units (with SPS and PPS in front of a keyframe).
+    pub data: Vec<u8>,
+    /// Whether this is an IDR picture a decoder can start from.
+    pub keyframe: bool,
+}
+
+/// An H.264 encoder.
+pub struct H264Encoder {
+    inner: Encoder,
+    config: H264Config,
+}
+
+impl H264Encoder {
+    /// Creates an encoder. The first frame encoded is a keyframe.
+    pub fn new(config: H264Config) -> Result<Self, H264Error> {
+        let cfg = EncoderConfig::new()
+            .bitrate(BitRate::from_bps(config.bitrate_bps))
+            .max_frame_rate(H264FrameRate::from_hz(config.max_fps))
+            .rate_control_mode(RateControlMode::Bitrate)
+            .usage_type(UsageType::CameraVideoRealTime)
+            .profile(Profile::Baseline)
+            .skip_frames(false)
+            // One thread: deterministic output, and a call's other work
+            // (audio, crypto, networking) needs the other core.
+            .num_threads(1);
+        let inner =
+            Encoder::with_api_config(OpenH264API::from_source(), cfg).map_err(|source| {
+                H264Error::Codec {
+                    op: "encoder create",
+                    source,
+                }
+            })?;
+        Ok(Self { inner, config })
+    }
+
+    /// The settings the encoder was created with.
+    pub fn config(&self) -> H264Config {
+        self.config
+    }
+
+    /// Makes the next encoded frame a keyframe (IDR).
+    pub fn request_keyframe(&mut self) {
+        self.inner.force_intra_frame();
+    }
+
+    /// Encodes one picture.
+    pub fn encode(&mut self, frame: &I420Frame) -> Result<EncodedVideo, H264Error> {
+        if frame.width() != self.config.width || frame.height() != self.config.height {
+            return Err(H264Error::SizeMismatch {
+                got_w: frame.width(),
+                got_h: frame.height(),
+                want_w: self.config.width,
+                want_h: self.config.height,
+            });
+        }
+        let bitstream = self
+            .inner
+            .encode(&YuvView(frame))
+            .map_err(|source| H264Error::Codec {
+                op: "encode",
+                source,
+            })?;
+        let keyframe = matches!(bitstream.frame_type(), FrameType::IDR | FrameType::I);
+        Ok(EncodedVideo {
+            data: bitstream.to_vec(),
+            keyframe,
+        })
+    }
+}
+
+/// An H.264 decoder.
+pub struct H264Decoder {
+    inner: Decoder,
+}
+
+impl H264Decoder {
+    /// Creates a decoder.
+    pub fn new() -> Result<Self, H264Error> {
+        let inner = Decoder::with_api_config(OpenH264API::from_source(), DecoderConfig::new())
+            .map_err(|source| H264Error::Codec {
+                op: "decoder create",
+                source,
+            })?;
+        Ok(Self { inner })
+    }
+
+    /// Decodes one access unit (Annex B). Returns `None` when the decoder
+    /// needs more data before it has a picture, and an error when the data
+    /// cannot be decoded (a P-frame whose reference was lost, say), which is
+    /// the receiver's cue to request a keyframe.
+    pub fn decode(&mut self, annex_b: &[u8]) -> Result<Option<I420Frame>, H264Error> {
+        let decoded = self
+            .inner
+            .decode(annex_b)
+            .map_err(|source| H264Error::Codec {
+                op: "decode",
+                source,
+            })?;
+        let Some(yuv) = decoded else {
+            return Ok(None);
+        };
+        let (width, height) = yuv.dimensions();
+        let (y_stride, uv_stride, _) = yuv.strides();
+        let frame = I420Frame::from_strided(
+            width,
+            height,
+            (yuv.y(), yuv.u(), yuv.v()),
+            (y_stride, uv_stride),
+        )?;
+        Ok(Some(frame))
+    }
+}
+
+/// Borrows an [`I420Frame`] as OpenH264's input type without copying.
+struct YuvView<'a>(&'a I420Frame);
+
+impl YUVSource for YuvView<'_> {
+    fn dimensions(&self) -> (usize, usize) {
+        (self.0.width(), self.0.height())
+    }
+
+    fn strides(&self) -> (usize, usize, usize) {
+        let w = self.0.width();
+        (w, w / 2, w / 2)
+    }
+
+    fn y(&self) -> &[u8] {
+        self.0.y()
+    }
+
+    fn u(&self) -> &[u8] {
+        self.0.u()
+    }
+
+    fn v(&self) -> &[u8] {
+        self.0.v()
+    }
+}
