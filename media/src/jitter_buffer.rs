@@ -167,7 +167,8 @@ pub struct JitterBufferStats {
     pub duplicates: u64,
     /// Packets that could not be decoded (concealed instead).
     pub decode_errors: u64,
-    /// Times playout jumped ahead over a gap longer than `max_delay`.
+    /// Times playout started over: a gap longer than `max_delay`, or a new
+    /// SSRC.
     pub resyncs: u64,
     /// The target delay now.
     pub target_delay: Duration,
@@ -209,6 +210,8 @@ struct Position {
 pub struct JitterBuffer {
     config: JitterBufferConfig,
     decoder: OpusDecoder,
+    /// The stream being played; a new SSRC starts over.
+    ssrc: Option<u32>,
     seq_unwrapper: Unwrapper,
     ts_unwrapper: Unwrapper,
     packets: BTreeMap<u64, Buffered>,
@@ -233,6 +236,7 @@ impl JitterBuffer {
         Ok(Self {
             config,
             decoder: OpusDecoder::new()?,
+            ssrc: None,
             seq_unwrapper: Unwrapper::new(16),
             ts_unwrapper: Unwrapper::new(32),
             packets: BTreeMap::new(),
@@ -257,6 +261,13 @@ impl JitterBuffer {
 
     /// Takes in a packet that arrived at `now`.
     pub fn handle_packet(&mut self, now: Instant, packet: RtpPacket) {
+        if self
+            .ssrc
+            .replace(packet.ssrc)
+            .is_some_and(|old| old != packet.ssrc)
+        {
+            self.reset_stream();
+        }
         let seq = self.seq_unwrapper.unwrap(u64::from(packet.sequence_number));
         let timestamp = self.ts_unwrapper.unwrap(u64::from(packet.timestamp));
         if let Some(pos) = self.position
@@ -301,11 +312,12 @@ impl JitterBuffer {
 
     /// Pulls the next 20 ms to play at `now`. Call it every 20 ms.
     pub fn poll_frame(&mut self, now: Instant) -> Playout {
-        self.update_target(now);
         let Some(mut pos) = self.position else {
+            self.update_target(now);
             return self.buffering();
         };
         self.resync_over_gap(&mut pos);
+        self.update_target(now);
         let delay = self.delay_of(now, pos.timestamp);
         if !self.started {
             if delay < self.target {
@@ -416,20 +428,40 @@ impl JitterBuffer {
                 timestamp: first.timestamp,
             };
             self.stats.resyncs += 1;
-            // Start over as for a new stream: the old delays describe the
-            // old timeline, so the next packet sets a fresh origin and
-            // playout waits for the target again.
-            self.delays.clear();
-            self.origin = None;
+            // Wait for the target delay again before playing on.
             self.started = false;
         }
+    }
+
+    /// Forgets the old stream (its sender restarted with a new SSRC).
+    fn reset_stream(&mut self) {
+        self.packets.clear();
+        self.seq_unwrapper = Unwrapper::new(16);
+        self.ts_unwrapper = Unwrapper::new(32);
+        self.origin = None;
+        self.delays.clear();
+        self.position = None;
+        self.started = false;
+        self.stats.resyncs += 1;
     }
 
     fn record_delay(&mut self, now: Instant, timestamp: u64) {
         let (origin_at, origin_ts) = *self.origin.get_or_insert((now, timestamp));
         let arrival_us = now.saturating_duration_since(origin_at).as_micros() as i64;
-        let media_us = media_time_us(timestamp, origin_ts);
-        self.delays.push_back((now, arrival_us - media_us));
+        let mut delay_us = arrival_us - media_time_us(timestamp, origin_ts);
+        // A packet that beat the fastest path by more than max_delay did
+        // not travel faster: the sender's timeline jumped (a clock step, a
+        // long mute without timestamps advancing). Measuring against the
+        // old origin would make every earlier packet look that late, so
+        // re-anchor on this one.
+        if !self.delays.is_empty()
+            && delay_us < self.base_delay_us - self.config.max_delay.as_micros() as i64
+        {
+            self.delays.clear();
+            self.origin = Some((now, timestamp));
+            delay_us = 0;
+        }
+        self.delays.push_back((now, delay_us));
         while let Some(&(at, _)) = self.delays.front() {
             if now.saturating_duration_since(at) > JITTER_WINDOW && self.delays.len() > 1 {
                 self.delays.pop_front();

@@ -19,6 +19,7 @@
 //! | synthetic media: tone, speech clip, moving test pattern | [`tone`], [`speech`], [`test_pattern`] |
 //! | RTP packets, sequence unwrapping, audio packetizer | [`rtp`] |
 //! | adaptive audio jitter buffer with FEC and concealment | [`jitter_buffer`] |
+//! | one-way audio through codec, RTP, link and jitter buffer in virtual time | [`audio_simulation`] |
 //! | seeded network simulator: loss, bursts, jitter, reordering, bandwidth | [`netsim`] |
 //! | PESQ wideband, PSNR, SNR | [`quality`] |
 //! | sample-rate conversion | [`resample`] |
@@ -57,6 +58,7 @@
 #![deny(unsafe_code)]
 
 pub mod audio;
+pub mod audio_simulation;
 pub mod h264;
 pub mod jitter_buffer;
 pub mod netsim;
