@@ -93,8 +93,10 @@ pub struct AudioSimulationReport {
 }
 
 impl AudioSimulation {
-    /// Sends `input` (48 kHz mono) through the path and plays it out, with
-    /// a second of extra pulls at the end so that the tail drains. `start`
+    /// Sends `input` (48 kHz mono) through the path and plays it out until
+    /// the last frame's turn to play has come (or a second after the last
+    /// send, whichever is first), so the tail drains but pulls after the
+    /// end of the media do not count as concealment. `start`
     /// is the origin of virtual time (any `Instant`; nothing here reads the
     /// clock).
     pub fn run(
@@ -158,11 +160,13 @@ impl AudioSimulation {
             if now == next_pull {
                 let out = jb.poll_frame(now);
                 playout.extend_from_slice(out.frame.samples());
+                let mut finished = false;
                 if let Some(ts) = out.rtp_timestamp {
                     let slot = ts.wrapping_sub(first_timestamp) as usize;
                     if let Some(dst) = received.get_mut(slot..slot + FRAME_SAMPLES) {
                         dst.copy_from_slice(out.frame.samples());
                     }
+                    finished = slot + FRAME_SAMPLES >= media_len;
                 }
                 let stats = jb.stats();
                 trace.push(TracePoint {
@@ -172,6 +176,9 @@ impl AudioSimulation {
                     current_delay: stats.current_delay,
                 });
                 next_pull += FRAME_DURATION;
+                if finished {
+                    break;
+                }
             }
         }
         let sent = frames.len().max(1);

@@ -1,0 +1,9 @@
+//! Parley's benchmarks, as a library so that tests can run them on small
+//! inputs and check their output; the `parley-bench` binary is the front
+//! end.
+//!
+//! - [`audio_loss`]: speech through Opus, RTP, a lossy simulated link and
+//!   the jitter buffer, scored with PESQ-WB, per loss model and protection.
+#![forbid(unsafe_code)]
+
+pub mod audio_loss;
