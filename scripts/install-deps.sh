@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what Parley's build and tests need on Debian/Ubuntu, and nothing
+# that is already there. Safe to run again.
+#
+#   cmake           builds libopus (opus crate)
+#   nasm            OpenH264's assembly; without it the codec silently
+#                   builds 4-5x slower C code
+#   pkg-config, libasound2-dev, libclang-dev
+#                   cpal (ALSA) and nokhwa (V4L2 bindings) for capture
+#   espeak-ng, sox  regenerate the speech asset (scripts/make-speech-asset.sh)
+set -euo pipefail
+
+packages=(cmake pkg-config nasm libasound2-dev libclang-dev espeak-ng sox)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  echo "installing: ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "cargo not found: install Rust first (https://rustup.rs)" >&2
+  exit 1
+fi
+if command -v rustup >/dev/null; then
+  for c in rustfmt clippy; do
+    rustup component list --installed 2>/dev/null | grep -q "^$c" || rustup component add "$c" >&2
+  done
+fi
