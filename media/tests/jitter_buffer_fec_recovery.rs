@@ -7,9 +7,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use parley_media::audio::frames_of;
 use parley_media::jitter_buffer::{Concealment, JitterBuffer, JitterBufferConfig, PlayoutKind};
-use parley_media::opus_codec::{OpusConfig, OpusDecoder, OpusEncoder, packet_has_fec};
+use parley_media::opus_codec::{OpusDecoder, packet_has_fec};
 use parley_media::quality::snr_db;
 use parley_media::rtp::AudioPacketizer;
 
@@ -46,11 +45,7 @@ fn play(
 
 #[test]
 fn lost_packet_between_two_received_is_fec_recovered() {
-    let speech = common::speech_for(4.0);
-    let mut encoder = OpusEncoder::new(OpusConfig::default()).unwrap();
-    let payloads: Vec<Vec<u8>> = frames_of(&speech)
-        .map(|f| encoder.encode(&f).unwrap())
-        .collect();
+    let (speech, payloads) = common::encoded_speech(4.0);
     let mut decoder = OpusDecoder::new().unwrap();
     let clean: Vec<Vec<i16>> = payloads
         .iter()
@@ -87,11 +82,7 @@ fn lost_packet_between_two_received_is_fec_recovered() {
 
 #[test]
 fn two_losses_in_a_row_conceal_the_first_and_recover_the_second() {
-    let speech = common::speech_for(4.0);
-    let mut encoder = OpusEncoder::new(OpusConfig::default()).unwrap();
-    let payloads: Vec<Vec<u8>> = frames_of(&speech)
-        .map(|f| encoder.encode(&f).unwrap())
-        .collect();
+    let (speech, payloads) = common::encoded_speech(4.0);
     let mut k = common::loud_frame(&speech, 60);
     while !packet_has_fec(&payloads[k + 2]) {
         k = common::loud_frame(&speech, k + 1);

@@ -1,27 +1,12 @@
 //! Bernoulli loss: the measured rate matches the configured one, and a run
 //! repeats exactly from its seed.
 
-use std::time::{Duration, Instant};
+mod common;
 
-use parley_media::netsim::{LossModel, NetworkConfig, NetworkSimulator};
+use parley_media::netsim::LossModel;
 
-/// Sends `n` numbered packets 1 ms apart and returns which arrived.
 fn survivors(loss: f64, seed: u64, n: u32) -> Vec<bool> {
-    let config = NetworkConfig {
-        loss: LossModel::Bernoulli { loss },
-        ..NetworkConfig::default()
-    };
-    let mut link = NetworkSimulator::new(config, seed);
-    let start = Instant::now();
-    let mut arrived = vec![false; n as usize];
-    for i in 0..n {
-        let now = start + Duration::from_millis(u64::from(i));
-        link.handle_send(now, i.to_be_bytes().to_vec());
-        while let Some(p) = link.poll_receive(now) {
-            arrived[u32::from_be_bytes(p.try_into().unwrap()) as usize] = true;
-        }
-    }
-    arrived
+    common::arrivals(LossModel::Bernoulli { loss }, seed, n)
 }
 
 #[test]

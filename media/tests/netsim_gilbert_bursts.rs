@@ -1,26 +1,15 @@
 //! Gilbert-Elliott loss: losses come in bursts of the configured mean
 //! length, at the configured long-run rate.
 
-use std::time::{Duration, Instant};
+mod common;
 
-use parley_media::netsim::{LossModel, NetworkConfig, NetworkSimulator};
+use parley_media::netsim::LossModel;
 
 fn loss_pattern(model: LossModel, n: u32) -> Vec<bool> {
-    let config = NetworkConfig {
-        loss: model,
-        ..NetworkConfig::default()
-    };
-    let mut link = NetworkSimulator::new(config, 99);
-    let start = Instant::now();
-    let mut lost = vec![true; n as usize];
-    for i in 0..n {
-        let now = start + Duration::from_millis(u64::from(i));
-        link.handle_send(now, i.to_be_bytes().to_vec());
-        while let Some(p) = link.poll_receive(now) {
-            lost[u32::from_be_bytes(p.try_into().unwrap()) as usize] = false;
-        }
-    }
-    lost
+    common::arrivals(model, 99, n)
+        .into_iter()
+        .map(|arrived| !arrived)
+        .collect()
 }
 
 /// Lengths of the runs of consecutive losses.
