@@ -1,0 +1,271 @@
+//! The wire types of Parley's HTTP and websocket API, shared by the server
+//! and the client SDK. Keys are vodozemac's unpadded base64; ciphertexts
+//! are standard base64. Everything a user writes travels as an
+//! [`Envelope`] whose ciphertext the server cannot read.
+
+use serde::{Deserialize, Serialize};
+
+/// What a device proves it holds when it registers or links.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeviceKeys {
+    /// Curve25519 identity key (Olm).
+    pub identity_key: String,
+    /// Ed25519 signing key (Olm); authenticates the device.
+    pub signing_key: String,
+    /// Ed25519 signature by `signing_key` over [`registration_message`],
+    /// proving the device holds the private key.
+    pub signature: String,
+}
+
+/// The bytes a device signs to register under `handle`.
+pub fn registration_message(handle: &str, identity_key: &str, signing_key: &str) -> String {
+    format!("parley-register\n{handle}\n{identity_key}\n{signing_key}")
+}
+
+/// `POST /v1/register`: a new user with its first device.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    /// The user's handle: 3 to 32 characters, `a-z 0-9 _ . -`.
+    pub handle: String,
+    /// The first device's keys.
+    pub device: DeviceKeys,
+}
+
+/// The answer to a registration or a link.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceCreated {
+    /// The user's id.
+    pub user_id: String,
+    /// The new device's id.
+    pub device_id: String,
+}
+
+/// `POST /v1/auth/challenge`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChallengeRequest {
+    /// The device that wants a token.
+    pub device_id: String,
+}
+
+/// A challenge to sign; valid for a minute, usable once.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Challenge {
+    /// Random bytes, base64.
+    pub challenge: String,
+}
+
+/// The bytes a device signs to answer a challenge.
+pub fn challenge_message(device_id: &str, challenge: &str) -> String {
+    format!("parley-auth\n{device_id}\n{challenge}")
+}
+
+/// `POST /v1/auth/token`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRequest {
+    /// The device.
+    pub device_id: String,
+    /// The challenge it was given.
+    pub challenge: String,
+    /// Ed25519 signature over [`challenge_message`].
+    pub signature: String,
+}
+
+/// A bearer token for HTTP and the websocket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Token {
+    /// Send as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// Unix milliseconds after which it is refused.
+    pub expires_at: i64,
+}
+
+/// `POST /v1/link-codes` answer: a one-time code that lets a new device
+/// join the calling device's user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkCode {
+    /// Give this to the new device.
+    pub code: String,
+    /// Unix milliseconds after which it is refused.
+    pub expires_at: i64,
+}
+
+/// `POST /v1/devices`: a new device joins a user with a link code.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkRequest {
+    /// The user to join.
+    pub handle: String,
+    /// The code an existing device of that user created.
+    pub code: String,
+    /// The new device's keys.
+    pub device: DeviceKeys,
+}
+
+/// A signed fallback key, handed out when one-time keys run out.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SignedKey {
+    /// Olm key id.
+    pub key_id: String,
+    /// Curve25519 public key.
+    pub key: String,
+    /// Ed25519 signature by the device over [`fallback_key_message`].
+    pub signature: String,
+}
+
+/// The bytes a device signs to vouch for its fallback key.
+pub fn fallback_key_message(device_id: &str, key_id: &str, key: &str) -> String {
+    format!("parley-fallback-key\n{device_id}\n{key_id}\n{key}")
+}
+
+/// `POST /v1/keys`: publish one-time keys and (optionally) a new fallback
+/// key.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct UploadKeys {
+    /// Olm key id -> Curve25519 public key.
+    pub one_time_keys: Vec<(String, String)>,
+    /// A replacement fallback key.
+    pub fallback_key: Option<SignedKey>,
+}
+
+/// How many unclaimed one-time keys the server holds for the device.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyCount {
+    /// Unclaimed one-time keys.
+    pub one_time_keys: i64,
+}
+
+/// A device in the directory.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Device id.
+    pub device_id: String,
+    /// The owner's handle.
+    pub handle: String,
+    /// Curve25519 identity key.
+    pub identity_key: String,
+    /// Ed25519 signing key.
+    pub signing_key: String,
+}
+
+/// `POST /v1/keys/claim`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClaimRequest {
+    /// Devices to start sessions with.
+    pub device_ids: Vec<String>,
+}
+
+/// A key to start an Olm session with one device.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClaimedKey {
+    /// The device.
+    pub device: DeviceInfo,
+    /// Olm key id.
+    pub key_id: String,
+    /// Curve25519 public key.
+    pub key: String,
+    /// Set when this is the device's fallback key (no one-time keys were
+    /// left); the signature lets the claimer check it.
+    pub fallback_signature: Option<String>,
+}
+
+/// Olm message type of an envelope's ciphertext.
+pub mod kind {
+    /// An Olm pre-key message (starts a session).
+    pub const OLM_PRE_KEY: i64 = 0;
+    /// An Olm normal message.
+    pub const OLM_MESSAGE: i64 = 1;
+}
+
+/// An envelope as a sender submits it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct OutgoingEnvelope {
+    /// Client-generated id, unique per recipient device; resending the
+    /// same id is a no-op.
+    pub id: String,
+    /// Recipient device.
+    pub to_device: String,
+    /// [`kind`] of the ciphertext.
+    pub kind: i64,
+    /// Ciphertext, base64.
+    pub ciphertext: String,
+}
+
+/// `POST /v1/messages`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendRequest {
+    /// Envelopes to store and forward.
+    pub envelopes: Vec<OutgoingEnvelope>,
+}
+
+/// The answer to a send: every envelope is stored durably.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SendResponse {
+    /// Ids stored (including ones stored by an earlier, repeated send).
+    pub stored: Vec<String>,
+}
+
+/// An envelope as the recipient gets it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Envelope {
+    /// The sender's id for it.
+    pub id: String,
+    /// Sending device.
+    pub from_device: String,
+    /// Sending user's handle.
+    pub from_handle: String,
+    /// [`kind`] of the ciphertext.
+    pub kind: i64,
+    /// Ciphertext, base64.
+    pub ciphertext: String,
+    /// When the server stored it, unix milliseconds.
+    pub server_ts: i64,
+}
+
+/// `POST /v1/devices/{device_id}/messages/ack`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AckRequest {
+    /// Envelope ids the device has processed; the server deletes them.
+    pub ids: Vec<String>,
+}
+
+/// Frames a client sends on `/v1/ws`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Store and forward envelopes; answered by [`ServerFrame::Stored`].
+    Send {
+        /// The envelopes.
+        envelopes: Vec<OutgoingEnvelope>,
+    },
+    /// Delete delivered envelopes.
+    Ack {
+        /// Their ids.
+        ids: Vec<String>,
+    },
+}
+
+/// Frames the server sends on `/v1/ws`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// An envelope for this device; in order per sender, at least once
+    /// until acked.
+    Envelope(Envelope),
+    /// Every envelope queued when the connection opened has been sent.
+    Drained,
+    /// The envelopes with these ids are stored.
+    Stored {
+        /// Their ids.
+        ids: Vec<String>,
+    },
+    /// A frame was refused; the connection stays open.
+    Error(ErrorBody),
+}
+
+/// Every error, on HTTP and the websocket.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorBody {
+    /// Stable machine-readable code (`unauthorized`, `queue_full`, ...).
+    pub error: String,
+    /// What happened and what to do, for people.
+    pub message: String,
+}

@@ -1,0 +1,66 @@
+//! `parley-server`: the signaling server.
+//!
+//! ```text
+//! parley-server --listen 127.0.0.1:8443 --db sqlite://parley.db --data-dir ./data
+//! ```
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Parser;
+use parley_signaling::store::Store;
+use parley_signaling::{AppState, ServerConfig, app};
+
+#[derive(Parser)]
+#[command(name = "parley-server", version, about = "Parley signaling server")]
+struct Args {
+    /// Address to listen on (port 0 picks a free port, printed at start).
+    #[arg(long, env = "PARLEY_LISTEN", default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// Database URL: sqlite://PATH (default: DATA_DIR/parley.db) or
+    /// postgres://USER:PASS@HOST/DB.
+    #[arg(long, env = "PARLEY_DB")]
+    db: Option<String>,
+    /// Directory for the SQLite database and (later) attachment blobs.
+    #[arg(long, env = "PARLEY_DATA_DIR", default_value = "parley-data")]
+    data_dir: PathBuf,
+    /// Undelivered envelopes allowed per device.
+    #[arg(long, default_value_t = ServerConfig::default().max_queue)]
+    max_queue: i64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let args = Args::parse();
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating {}", args.data_dir.display()))?;
+    let db = args
+        .db
+        .unwrap_or_else(|| format!("sqlite://{}", args.data_dir.join("parley.db").display()));
+    let store = Store::open(&db)
+        .await
+        .with_context(|| format!("opening {db}"))?;
+    let config = ServerConfig {
+        max_queue: args.max_queue,
+        ..ServerConfig::default()
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    // Scripts and tests read this line to find the port.
+    println!("parley-server listening on http://{addr}");
+    tracing::info!(%addr, backend = ?store.backend(), "listening");
+    axum::serve(listener, app(AppState::new(store, config)))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! The server's one error type and its mapping to HTTP responses, in one
+//! place (axum's `error-handling` example): handlers return
+//! `Result<_, ApiError>`, and internals (SQL errors, say) are logged, never
+//! sent.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use crate::api::ErrorBody;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No token, or a wrong or expired one.
+    #[error("missing, invalid or expired token; get a new one from /v1/auth/token")]
+    Unauthorized,
+    /// A valid token used for something its device may not do.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The request is malformed or a value is out of range.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Something named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The name is taken.
+    #[error("{0}")]
+    Conflict(String),
+    /// The recipient's queue is full.
+    #[error("device {0} has too many undelivered messages; try again later")]
+    QueueFull(String),
+    /// A signature did not verify.
+    #[error("signature does not verify: {0}")]
+    BadSignature(String),
+    /// The database failed.
+    #[error("storage error")]
+    Storage(#[from] sqlx::Error),
+}
+
+impl ApiError {
+    /// HTTP status and stable code.
+    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::QueueFull(_) => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
+            Self::BadSignature(_) => (StatusCode::UNAUTHORIZED, "bad_signature"),
+            Self::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> ErrorBody {
+        if let Self::Storage(e) = self {
+            tracing::error!(error = %e, "storage error");
+        }
+        ErrorBody {
+            error: self.status_and_code().1.to_string(),
+            message: self.to_string(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.status_and_code().0, Json(self.body())).into_response()
+    }
+}

@@ -1,0 +1,353 @@
+//! The HTTP API's handlers. Each validates, calls the store, and returns
+//! JSON or an [`ApiError`].
+
+use axum::Json;
+use axum::extract::{Path, State};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::api::*;
+use crate::auth::{AuthDevice, hash, random_secret, verify};
+use crate::error::ApiError;
+use crate::store::{User, is_unique_violation};
+use crate::{AppState, now_ms};
+
+/// Most one-time keys accepted in one upload.
+const MAX_KEYS_PER_UPLOAD: usize = 200;
+
+/// Most envelopes in one send (a fan-out to every device of a group).
+const MAX_ENVELOPES_PER_SEND: usize = 1000;
+
+/// Largest envelope ciphertext (decoded). Text and call signaling are far
+/// smaller; attachments travel as blobs, not envelopes.
+pub const MAX_CIPHERTEXT_BYTES: usize = 64 * 1024;
+
+/// Longest client-generated envelope id.
+const MAX_ID_LEN: usize = 64;
+
+fn valid_handle(handle: &str) -> bool {
+    (3..=32).contains(&handle.len())
+        && handle
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
+}
+
+fn new_device(handle: &str, keys: &DeviceKeys) -> Result<DeviceInfo, ApiError> {
+    if !valid_handle(handle) {
+        return Err(ApiError::BadRequest(
+            "handle must be 3 to 32 characters of a-z, 0-9, '_', '.', '-'".into(),
+        ));
+    }
+    vodozemac::Curve25519PublicKey::from_base64(&keys.identity_key)
+        .map_err(|e| ApiError::BadRequest(format!("invalid Curve25519 identity key: {e}")))?;
+    let message = registration_message(handle, &keys.identity_key, &keys.signing_key);
+    verify(&keys.signing_key, &message, &keys.signature)?;
+    Ok(DeviceInfo {
+        device_id: uuid::Uuid::new_v4().to_string(),
+        handle: handle.to_string(),
+        identity_key: keys.identity_key.clone(),
+        signing_key: keys.signing_key.clone(),
+    })
+}
+
+/// `GET /healthz`.
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// `POST /v1/register`.
+pub async fn register(
+    State(state): State<AppState>,
+    Json(req): Json<RegisterRequest>,
+) -> Result<Json<DeviceCreated>, ApiError> {
+    let device = new_device(&req.handle, &req.device)?;
+    let user = User {
+        id: uuid::Uuid::new_v4().to_string(),
+        handle: req.handle.clone(),
+    };
+    match state.store().create_user(&user, &device, now_ms()).await {
+        Ok(()) => {}
+        Err(e) if is_unique_violation(&e) => {
+            return Err(ApiError::Conflict(format!(
+                "handle {:?} or this device's key is already registered",
+                req.handle
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(user = %user.id, device = %device.device_id, "registered");
+    Ok(Json(DeviceCreated {
+        user_id: user.id,
+        device_id: device.device_id,
+    }))
+}
+
+/// `POST /v1/auth/challenge`.
+pub async fn challenge(
+    State(state): State<AppState>,
+    Json(req): Json<ChallengeRequest>,
+) -> Result<Json<Challenge>, ApiError> {
+    let store = state.store();
+    if store.device(&req.device_id).await?.is_none() {
+        return Err(ApiError::NotFound("no such device".into()));
+    }
+    let challenge = random_secret();
+    let expires = now_ms() + state.config().challenge_ttl.as_millis() as i64;
+    store
+        .create_challenge(&req.device_id, &challenge, expires)
+        .await?;
+    Ok(Json(Challenge { challenge }))
+}
+
+/// `POST /v1/auth/token`.
+pub async fn token(
+    State(state): State<AppState>,
+    Json(req): Json<TokenRequest>,
+) -> Result<Json<Token>, ApiError> {
+    let store = state.store();
+    let now = now_ms();
+    let (_, device) = store
+        .device(&req.device_id)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    if !store
+        .take_challenge(&req.device_id, &req.challenge, now)
+        .await?
+    {
+        return Err(ApiError::Unauthorized);
+    }
+    let message = challenge_message(&req.device_id, &req.challenge);
+    verify(&device.signing_key, &message, &req.signature)?;
+    let token = random_secret();
+    let expires_at = now + state.config().token_ttl.as_millis() as i64;
+    store
+        .create_token(&req.device_id, &hash(&token), expires_at)
+        .await?;
+    Ok(Json(Token { token, expires_at }))
+}
+
+/// `POST /v1/link-codes`: an existing device authorises a new one.
+pub async fn create_link_code(
+    State(state): State<AppState>,
+    auth: AuthDevice,
+) -> Result<Json<LinkCode>, ApiError> {
+    let code = random_secret();
+    let expires_at = now_ms() + state.config().link_code_ttl.as_millis() as i64;
+    state
+        .store()
+        .create_link_code(&auth.user_id, &hash(&code), expires_at)
+        .await?;
+    Ok(Json(LinkCode { code, expires_at }))
+}
+
+/// `POST /v1/devices`: a new device joins with a link code.
+pub async fn link_device(
+    State(state): State<AppState>,
+    Json(req): Json<LinkRequest>,
+) -> Result<Json<DeviceCreated>, ApiError> {
+    let device = new_device(&req.handle, &req.device)?;
+    let store = state.store();
+    let user = store
+        .user_by_handle(&req.handle)
+        .await?
+        .ok_or_else(|| ApiError::Forbidden("invalid or expired link code".into()))?;
+    let linked = match store
+        .link_device(&user.id, &hash(&req.code), &device, now_ms())
+        .await
+    {
+        Ok(linked) => linked,
+        Err(e) if is_unique_violation(&e) => {
+            return Err(ApiError::Conflict(
+                "this device's key is already registered".into(),
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !linked {
+        return Err(ApiError::Forbidden("invalid or expired link code".into()));
+    }
+    tracing::info!(user = %user.id, device = %device.device_id, "device linked");
+    Ok(Json(DeviceCreated {
+        user_id: user.id,
+        device_id: device.device_id,
+    }))
+}
+
+/// `POST /v1/keys`.
+pub async fn upload_keys(
+    State(state): State<AppState>,
+    auth: AuthDevice,
+    Json(req): Json<UploadKeys>,
+) -> Result<Json<KeyCount>, ApiError> {
+    if req.one_time_keys.len() > MAX_KEYS_PER_UPLOAD {
+        return Err(ApiError::BadRequest(format!(
+            "at most {MAX_KEYS_PER_UPLOAD} one-time keys per upload"
+        )));
+    }
+    for (_, key) in &req.one_time_keys {
+        vodozemac::Curve25519PublicKey::from_base64(key)
+            .map_err(|e| ApiError::BadRequest(format!("invalid one-time key: {e}")))?;
+    }
+    let store = state.store();
+    if let Some(f) = &req.fallback_key {
+        let (_, device) = store
+            .device(&auth.device_id)
+            .await?
+            .ok_or(ApiError::Unauthorized)?;
+        let message = fallback_key_message(&auth.device_id, &f.key_id, &f.key);
+        verify(&device.signing_key, &message, &f.signature)?;
+    }
+    store
+        .upload_keys(
+            &auth.device_id,
+            &req.one_time_keys,
+            req.fallback_key.as_ref(),
+        )
+        .await?;
+    Ok(Json(KeyCount {
+        one_time_keys: store.one_time_key_count(&auth.device_id).await?,
+    }))
+}
+
+/// `GET /v1/keys/count`.
+pub async fn key_count(
+    State(state): State<AppState>,
+    auth: AuthDevice,
+) -> Result<Json<KeyCount>, ApiError> {
+    Ok(Json(KeyCount {
+        one_time_keys: state.store().one_time_key_count(&auth.device_id).await?,
+    }))
+}
+
+/// `GET /v1/users/{handle}/devices`.
+pub async fn user_devices(
+    State(state): State<AppState>,
+    _auth: AuthDevice,
+    Path(handle): Path<String>,
+) -> Result<Json<Vec<DeviceInfo>>, ApiError> {
+    let devices = state.store().devices_of(&handle).await?;
+    if devices.is_empty() {
+        return Err(ApiError::NotFound(format!("no user {handle:?}")));
+    }
+    Ok(Json(devices))
+}
+
+/// `POST /v1/keys/claim`.
+pub async fn claim_keys(
+    State(state): State<AppState>,
+    _auth: AuthDevice,
+    Json(req): Json<ClaimRequest>,
+) -> Result<Json<Vec<ClaimedKey>>, ApiError> {
+    if req.device_ids.len() > MAX_ENVELOPES_PER_SEND {
+        return Err(ApiError::BadRequest("too many devices in one claim".into()));
+    }
+    let store = state.store();
+    let mut claimed = Vec::new();
+    for id in &req.device_ids {
+        let (_, device) = store
+            .device(id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no device {id:?}")))?;
+        if let Some(key) = store.claim_key(&device).await? {
+            claimed.push(key);
+        }
+    }
+    Ok(Json(claimed))
+}
+
+/// Validates and stores envelopes from `from_device`; shared by HTTP and
+/// the websocket. Returns the ids stored. Each envelope is durable before
+/// this returns, which is what the sender's acknowledgement promises.
+pub async fn accept_envelopes(
+    state: &AppState,
+    from_device: &str,
+    envelopes: &[OutgoingEnvelope],
+) -> Result<Vec<String>, ApiError> {
+    if envelopes.len() > MAX_ENVELOPES_PER_SEND {
+        return Err(ApiError::BadRequest(format!(
+            "at most {MAX_ENVELOPES_PER_SEND} envelopes per send"
+        )));
+    }
+    let store = state.store();
+    let mut decoded = Vec::with_capacity(envelopes.len());
+    for e in envelopes {
+        if e.id.is_empty() || e.id.len() > MAX_ID_LEN {
+            return Err(ApiError::BadRequest(format!(
+                "envelope id must be 1 to {MAX_ID_LEN} bytes"
+            )));
+        }
+        if !matches!(e.kind, kind::OLM_PRE_KEY | kind::OLM_MESSAGE) {
+            return Err(ApiError::BadRequest(format!(
+                "unknown envelope kind {}",
+                e.kind
+            )));
+        }
+        let bytes = STANDARD.decode(&e.ciphertext).map_err(|_| {
+            ApiError::BadRequest(format!("envelope {}: ciphertext is not base64", e.id))
+        })?;
+        if bytes.is_empty() || bytes.len() > MAX_CIPHERTEXT_BYTES {
+            return Err(ApiError::BadRequest(format!(
+                "envelope {}: ciphertext must be 1 to {MAX_CIPHERTEXT_BYTES} bytes",
+                e.id
+            )));
+        }
+        if store.device(&e.to_device).await?.is_none() {
+            return Err(ApiError::NotFound(format!("no device {:?}", e.to_device)));
+        }
+        if store.queue_len(&e.to_device).await? >= state.config().max_queue {
+            return Err(ApiError::QueueFull(e.to_device.clone()));
+        }
+        decoded.push(bytes);
+    }
+    let now = now_ms();
+    for (e, bytes) in envelopes.iter().zip(&decoded) {
+        store.store_envelope(from_device, e, bytes, now).await?;
+    }
+    for e in envelopes {
+        state.hub().notify(&e.to_device);
+    }
+    Ok(envelopes.iter().map(|e| e.id.clone()).collect())
+}
+
+/// `POST /v1/messages`.
+pub async fn send(
+    State(state): State<AppState>,
+    auth: AuthDevice,
+    Json(req): Json<SendRequest>,
+) -> Result<Json<SendResponse>, ApiError> {
+    let stored = accept_envelopes(&state, &auth.device_id, &req.envelopes).await?;
+    Ok(Json(SendResponse { stored }))
+}
+
+fn own_queue(auth: &AuthDevice, device_id: &str) -> Result<(), ApiError> {
+    if auth.device_id != device_id {
+        return Err(ApiError::Forbidden(
+            "a device may read and ack only its own queue".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `GET /v1/devices/{device_id}/messages`: the queue, for clients that
+/// poll instead of holding a websocket (bots).
+pub async fn fetch_messages(
+    State(state): State<AppState>,
+    auth: AuthDevice,
+    Path(device_id): Path<String>,
+) -> Result<Json<Vec<Envelope>>, ApiError> {
+    own_queue(&auth, &device_id)?;
+    let rows = state.store().envelopes_after(&device_id, 0, 500).await?;
+    Ok(Json(rows.into_iter().map(|(_, e)| e).collect()))
+}
+
+/// `POST /v1/devices/{device_id}/messages/ack`.
+pub async fn ack_messages(
+    State(state): State<AppState>,
+    auth: AuthDevice,
+    Path(device_id): Path<String>,
+    Json(req): Json<AckRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    own_queue(&auth, &device_id)?;
+    let deleted = state.store().ack(&device_id, &req.ids).await?;
+    Ok(Json(serde_json::json!({ "deleted": deleted })))
+}

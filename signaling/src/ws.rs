@@ -1,0 +1,156 @@
+//! `/v1/ws`: a device's live connection. The server pushes every queued
+//! envelope in order (then a `drained` marker), then each new one as it is
+//! stored; the device acks what it has processed and may send envelopes on
+//! the same socket. Delivery is at least once: anything not acked is sent
+//! again on the next connection, and clients drop duplicates by id.
+//!
+//! The session is generic over `Sink`/`Stream` (axum's `testing-websockets`
+//! example), so its logic does not depend on a real socket.
+
+use axum::extract::State;
+use axum::extract::ws::{Message, WebSocketUpgrade};
+use axum::response::Response;
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+
+use crate::AppState;
+use crate::api::{ClientFrame, ErrorBody, ServerFrame};
+use crate::auth::AuthDevice;
+use crate::error::ApiError;
+use crate::routes::accept_envelopes;
+
+/// Largest frame a client may send: a send of a few envelopes.
+pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
+
+/// Envelopes fetched from the store per round trip while draining.
+const BATCH: i64 = 100;
+
+/// `GET /v1/ws`.
+pub async fn upgrade(
+    State(state): State<AppState>,
+    auth: AuthDevice,
+    ws: WebSocketUpgrade,
+) -> Response {
+    ws.max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| async move {
+            let (sink, stream) = socket.split();
+            run_session(state, auth.device_id, sink, stream).await;
+        })
+}
+
+/// Runs one device's session until the client goes away or the store
+/// fails.
+pub async fn run_session<Si, St>(state: AppState, device_id: String, mut sink: Si, mut stream: St)
+where
+    Si: Sink<Message> + Unpin,
+    St: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    let mut wake = state.hub().subscribe(&device_id);
+    let mut cursor = 0i64;
+    let mut drained = false;
+    tracing::debug!(device = %device_id, "session open");
+    loop {
+        wake.borrow_and_update();
+        match deliver(&state, &device_id, &mut cursor, &mut sink).await {
+            Ok(()) => {}
+            Err(e) => {
+                tracing::warn!(device = %device_id, error = %e, "session ends");
+                break;
+            }
+        }
+        if !drained {
+            drained = true;
+            if send(&mut sink, &ServerFrame::Drained).await.is_err() {
+                break;
+            }
+        }
+        tokio::select! {
+            changed = wake.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+            }
+            message = stream.next() => {
+                let reply = match message {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                    Some(Ok(Message::Text(text))) => handle_frame(&state, &device_id, text.as_str()).await,
+                    Some(Ok(Message::Binary(_))) => Some(error_frame(ApiError::BadRequest(
+                        "binary frames are not part of the protocol; send JSON text frames".into(),
+                    ))),
+                    // axum answers pings itself.
+                    Some(Ok(_)) => None,
+                };
+                if let Some(reply) = reply
+                    && send(&mut sink, &reply).await.is_err()
+                {
+                    break;
+                }
+            }
+        }
+    }
+    tracing::debug!(device = %device_id, "session closed");
+}
+
+#[derive(Debug, thiserror::Error)]
+enum SessionError {
+    #[error("store: {0}")]
+    Store(#[from] sqlx::Error),
+    #[error("client went away")]
+    Gone,
+}
+
+async fn deliver<Si: Sink<Message> + Unpin>(
+    state: &AppState,
+    device_id: &str,
+    cursor: &mut i64,
+    sink: &mut Si,
+) -> Result<(), SessionError> {
+    loop {
+        let batch = state
+            .store()
+            .envelopes_after(device_id, *cursor, BATCH)
+            .await?;
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for (seq, envelope) in batch {
+            send(sink, &ServerFrame::Envelope(envelope))
+                .await
+                .map_err(|()| SessionError::Gone)?;
+            *cursor = seq;
+        }
+    }
+}
+
+async fn handle_frame(state: &AppState, device_id: &str, text: &str) -> Option<ServerFrame> {
+    let frame: ClientFrame = match serde_json::from_str(text) {
+        Ok(f) => f,
+        Err(e) => {
+            return Some(error_frame(ApiError::BadRequest(format!(
+                "malformed frame: {e}"
+            ))));
+        }
+    };
+    match frame {
+        ClientFrame::Send { envelopes } => {
+            Some(match accept_envelopes(state, device_id, &envelopes).await {
+                Ok(ids) => ServerFrame::Stored { ids },
+                Err(e) => error_frame(e),
+            })
+        }
+        ClientFrame::Ack { ids } => match state.store().ack(device_id, &ids).await {
+            Ok(_) => None,
+            Err(e) => Some(error_frame(e.into())),
+        },
+    }
+}
+
+fn error_frame(e: ApiError) -> ServerFrame {
+    let ErrorBody { error, message } = e.body();
+    ServerFrame::Error(ErrorBody { error, message })
+}
+
+async fn send<Si: Sink<Message> + Unpin>(sink: &mut Si, frame: &ServerFrame) -> Result<(), ()> {
+    let text = serde_json::to_string(frame).expect("server frames always serialize");
+    sink.send(Message::Text(text.into())).await.map_err(|_| ())
+}
