@@ -1,0 +1,195 @@
+//! `parley`: the Parley command-line client.
+//!
+//! ```text
+//! parley [--server URL] [--data-dir DIR] register <handle>
+//! parley link                         # on an existing device: print a link code
+//! parley link --join <handle> <code>  # on the new device
+//! parley send <handle> <text>
+//! parley inbox [--json] [--follow]
+//! ```
+//!
+//! Secrets are sealed in the data dir with a key file by default, so the
+//! CLI never waits on a prompt when run from a script. `--passphrase` at
+//! registration seals them with a passphrase instead, read from
+//! `PARLEY_PASSPHRASE` or, on a terminal, a prompt.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use parley_client::vault::KeySource;
+use parley_client::{Incoming, Messenger, ReceiveMode};
+
+#[derive(Parser)]
+#[command(
+    name = "parley",
+    version,
+    about = "Parley: end-to-end encrypted messaging and calls"
+)]
+struct Cli {
+    /// Server URL.
+    #[arg(
+        long,
+        global = true,
+        env = "PARLEY_SERVER",
+        default_value = "http://127.0.0.1:8443"
+    )]
+    server: String,
+    /// Where this device keeps its keys and state.
+    #[arg(long, global = true, env = "PARLEY_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Register a new user with this as its first device.
+    Register {
+        /// The handle to take (3-32 of a-z 0-9 _ . -).
+        handle: String,
+        /// Seal this device's secrets with a passphrase instead of a key file.
+        #[arg(long)]
+        passphrase: bool,
+    },
+    /// Link devices: without --join, print a code on an existing device;
+    /// with --join, use that code to add this new device to the user.
+    Link {
+        /// The user to join and the code from their existing device.
+        #[arg(long, num_args = 2, value_names = ["HANDLE", "CODE"])]
+        join: Option<Vec<String>>,
+        /// Seal this device's secrets with a passphrase instead of a key file.
+        #[arg(long)]
+        passphrase: bool,
+    },
+    /// Send a text message.
+    Send {
+        /// Recipient handle.
+        to: String,
+        /// The message.
+        text: String,
+    },
+    /// Print what has arrived, acknowledge it, and exit.
+    Inbox {
+        /// One JSON object per line: {"id","from","to","group","text","sent_at"}.
+        #[arg(long)]
+        json: bool,
+        /// Keep receiving instead of exiting.
+        #[arg(long)]
+        follow: bool,
+    },
+}
+
+fn default_data_dir() -> PathBuf {
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".local/share/parley")
+}
+
+fn passphrase() -> Option<String> {
+    if let Ok(p) = std::env::var("PARLEY_PASSPHRASE") {
+        return Some(p);
+    }
+    if std::io::stdin().is_terminal() {
+        return rpassword::prompt_password("passphrase: ").ok();
+    }
+    None
+}
+
+fn key_source(use_passphrase: bool) -> anyhow::Result<KeySource> {
+    if !use_passphrase {
+        return Ok(KeySource::KeyFile);
+    }
+    match passphrase() {
+        Some(p) if !p.is_empty() => Ok(KeySource::Passphrase(p)),
+        _ => bail!("--passphrase needs PARLEY_PASSPHRASE or a terminal to ask on"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber_init();
+    let cli = Cli::parse();
+    let dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
+    match cli.command {
+        Command::Register { handle, passphrase } => {
+            let m = Messenger::register(&cli.server, &dir, key_source(passphrase)?, &handle)
+                .await
+                .context("registering")?;
+            println!(
+                "registered {} (device {}) in {}",
+                m.handle(),
+                m.device_id(),
+                dir.display()
+            );
+        }
+        Command::Link { join: None, .. } => {
+            let mut m = open(&cli.server, &dir).await?;
+            let code = m.create_link_code().await.context("creating a link code")?;
+            println!("On the new device, within 10 minutes, run:");
+            println!("  parley link --join {} {}", m.handle(), code.code);
+        }
+        Command::Link {
+            join: Some(args),
+            passphrase,
+        } => {
+            let (handle, code) = (&args[0], &args[1]);
+            let m = Messenger::link(&cli.server, &dir, key_source(passphrase)?, handle, code)
+                .await
+                .context("linking this device")?;
+            println!("linked device {} to {}", m.device_id(), m.handle());
+        }
+        Command::Send { to, text } => {
+            let mut m = open(&cli.server, &dir).await?;
+            let id = m.send_text(&to, &text).await.context("sending")?;
+            println!("sent {id}");
+        }
+        Command::Inbox { json, follow } => {
+            let mut m = open(&cli.server, &dir).await?;
+            let own = m.handle().to_string();
+            let mode = if follow {
+                ReceiveMode::Follow
+            } else {
+                ReceiveMode::Drain
+            };
+            m.receive(mode, |msg| print_message(&msg, &own, json))
+                .await
+                .context("receiving")?;
+        }
+    }
+    Ok(())
+}
+
+async fn open(server: &str, dir: &std::path::Path) -> anyhow::Result<Messenger> {
+    Messenger::open(dir, Some(server), passphrase)
+        .await
+        .with_context(|| format!("opening the device in {}", dir.display()))
+}
+
+fn print_message(msg: &Incoming, own: &str, json: bool) {
+    if json {
+        let line = serde_json::json!({
+            "id": msg.id,
+            "from": msg.from,
+            "to": msg.to,
+            "group": msg.group,
+            "text": msg.text,
+            "sent_at": msg.sent_at,
+        });
+        println!("{line}");
+    } else if msg.from == own {
+        println!("[you -> {}] {}", msg.to, msg.text);
+    } else {
+        println!("[{}] {}", msg.from, msg.text);
+    }
+}
+
+/// Logs go to stderr (so `--json` output stays clean), warnings and up
+/// unless `RUST_LOG` says otherwise.
+fn tracing_subscriber_init() {
+    use tracing_subscriber::EnvFilter;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .try_init();
+}

@@ -1,0 +1,706 @@
+//! One device's connection to a Parley server: registration and linking,
+//! sign-in, key publishing, and end-to-end encrypted messaging with
+//! client-side fan-out (one envelope per recipient device, including the
+//! sender's own other devices, as WhatsApp and Signal do).
+//!
+//! State is saved to the [`Vault`] after every change to the Olm state and
+//! before anything is acknowledged to the server, so a crash can repeat a
+//! delivery (which duplicate detection absorbs) but never lose a ratchet
+//! step or a message.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::path::Path;
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use parley_signaling::api::{
+    self, AckRequest, ChallengeRequest, ClaimRequest, ClaimedKey, ClientFrame, DeviceCreated,
+    DeviceInfo, Envelope, ErrorBody, KeyCount, LinkCode, LinkRequest, OutgoingEnvelope,
+    RegisterRequest, SendRequest, SendResponse, ServerFrame, Token, TokenRequest, UploadKeys,
+};
+use reqwest::StatusCode;
+use serde::{Deserialize, Serialize};
+use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
+
+use crate::olm_machine::{OlmError, OlmMachine, OlmPickle};
+use crate::payload::Payload;
+use crate::vault::{KeySource, Vault, VaultError};
+
+/// One-time keys kept published: enough for a burst of new contacts.
+const ONE_TIME_KEY_TARGET: i64 = 50;
+
+/// Top up when the server holds fewer than this.
+const ONE_TIME_KEY_LOW: i64 = 20;
+
+/// Message ids remembered for duplicate detection.
+const SEEN_MESSAGES: usize = 10_000;
+
+/// Renew the token when it has less than this left.
+const TOKEN_MARGIN_MS: i64 = 60_000;
+
+/// Errors of the messaging SDK.
+#[derive(Debug, thiserror::Error)]
+pub enum MessengerError {
+    /// The vault could not be opened or saved.
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    /// Olm refused something.
+    #[error(transparent)]
+    Olm(#[from] OlmError),
+    /// The server could not be reached.
+    #[error("cannot reach server {server}: {source}")]
+    Unreachable {
+        /// The server URL.
+        server: String,
+        /// The transport error.
+        source: reqwest::Error,
+    },
+    /// The server refused a request.
+    #[error("server refused {what}: {message} ({code}, HTTP {status})")]
+    Refused {
+        /// The request.
+        what: &'static str,
+        /// HTTP status.
+        status: u16,
+        /// The server's error code.
+        code: String,
+        /// The server's message.
+        message: String,
+    },
+    /// The websocket failed.
+    #[error("websocket: {0}")]
+    WebSocket(#[from] Box<tungstenite::Error>),
+    /// The server sent something that is not the protocol.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The recipient has no devices with keys.
+    #[error("{0} has no device that can receive messages")]
+    NoDevices(String),
+}
+
+/// Everything but the Olm state, which is pickled beside it on save.
+#[derive(Serialize, Deserialize)]
+struct State {
+    server: String,
+    handle: String,
+    user_id: String,
+    device_id: String,
+    token: Option<Token>,
+    seen: VecDeque<String>,
+}
+
+/// What the vault holds, as written.
+#[derive(Serialize)]
+struct SavedRef<'a> {
+    #[serde(flatten)]
+    state: &'a State,
+    olm: OlmPickle,
+}
+
+/// What the vault holds, as read.
+#[derive(Deserialize)]
+struct Saved {
+    #[serde(flatten)]
+    state: State,
+    olm: OlmPickle,
+}
+
+/// A message as the user sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incoming {
+    /// Message id (the same on every device).
+    pub id: String,
+    /// Sender's handle.
+    pub from: String,
+    /// The sending device.
+    pub from_device: String,
+    /// Recipient handle (differs from this device's user for messages the
+    /// user sent from another device).
+    pub to: String,
+    /// Group, for group messages.
+    pub group: Option<String>,
+    /// The text.
+    pub text: String,
+    /// Sender's clock, unix milliseconds.
+    pub sent_at: i64,
+}
+
+/// How `receive` should end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiveMode {
+    /// Return once everything queued has been processed.
+    Drain,
+    /// Keep receiving until the connection closes.
+    Follow,
+}
+
+/// One device's messaging client.
+pub struct Messenger {
+    http: reqwest::Client,
+    vault: Vault,
+    state: State,
+    olm: OlmMachine,
+}
+
+impl Messenger {
+    /// Registers a new user `handle` with this as its first device, in a
+    /// fresh data dir.
+    pub async fn register(
+        server: &str,
+        dir: &Path,
+        key: KeySource,
+        handle: &str,
+    ) -> Result<Self, MessengerError> {
+        let olm = OlmMachine::new();
+        let request = RegisterRequest {
+            handle: handle.to_string(),
+            device: olm.device_keys(handle),
+        };
+        let http = http_client();
+        let created: DeviceCreated = post_json(
+            &http,
+            server,
+            "/v1/register",
+            None,
+            &request,
+            "registration",
+        )
+        .await?;
+        Self::finish_setup(server, dir, key, handle, created, olm, http).await
+    }
+
+    /// Links this new device to `handle`, with a code from one of its
+    /// existing devices ([`create_link_code`](Self::create_link_code)).
+    pub async fn link(
+        server: &str,
+        dir: &Path,
+        key: KeySource,
+        handle: &str,
+        code: &str,
+    ) -> Result<Self, MessengerError> {
+        let olm = OlmMachine::new();
+        let request = LinkRequest {
+            handle: handle.to_string(),
+            code: code.to_string(),
+            device: olm.device_keys(handle),
+        };
+        let http = http_client();
+        let created: DeviceCreated =
+            post_json(&http, server, "/v1/devices", None, &request, "device link").await?;
+        Self::finish_setup(server, dir, key, handle, created, olm, http).await
+    }
+
+    async fn finish_setup(
+        server: &str,
+        dir: &Path,
+        key: KeySource,
+        handle: &str,
+        created: DeviceCreated,
+        olm: OlmMachine,
+        http: reqwest::Client,
+    ) -> Result<Self, MessengerError> {
+        let vault = Vault::create(dir, key)?;
+        let state = State {
+            server: server.trim_end_matches('/').to_string(),
+            handle: handle.to_string(),
+            user_id: created.user_id,
+            device_id: created.device_id,
+            token: None,
+            seen: VecDeque::new(),
+        };
+        let mut messenger = Self {
+            http,
+            vault,
+            state,
+            olm,
+        };
+        messenger.save()?;
+        messenger.publish_keys().await?;
+        Ok(messenger)
+    }
+
+    /// Opens the device in `dir`. `server` overrides the server it was
+    /// registered with; `passphrase` is called only for a passphrase vault.
+    pub async fn open(
+        dir: &Path,
+        server: Option<&str>,
+        passphrase: impl FnOnce() -> Option<String>,
+    ) -> Result<Self, MessengerError> {
+        let (vault, plaintext) = Vault::open(dir, passphrase)?;
+        let Saved { mut state, olm } =
+            serde_json::from_slice(&plaintext).map_err(|e| VaultError::Corrupt {
+                path: dir.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        if let Some(server) = server {
+            state.server = server.trim_end_matches('/').to_string();
+        }
+        let olm = OlmMachine::from_pickle(olm);
+        Ok(Self {
+            http: http_client(),
+            vault,
+            state,
+            olm,
+        })
+    }
+
+    /// This device's id.
+    pub fn device_id(&self) -> &str {
+        &self.state.device_id
+    }
+
+    /// This device's user's handle.
+    pub fn handle(&self) -> &str {
+        &self.state.handle
+    }
+
+    /// The server URL.
+    pub fn server(&self) -> &str {
+        &self.state.server
+    }
+
+    fn save(&mut self) -> Result<(), MessengerError> {
+        let saved = SavedRef {
+            state: &self.state,
+            olm: self.olm.pickle(),
+        };
+        let bytes = serde_json::to_vec(&saved).expect("state always serializes");
+        self.vault.save(&bytes)?;
+        Ok(())
+    }
+
+    /// A valid bearer token, signing in again when the old one is near its
+    /// end.
+    pub async fn token(&mut self) -> Result<String, MessengerError> {
+        if let Some(t) = &self.state.token
+            && t.expires_at - parley_signaling::now_ms() > TOKEN_MARGIN_MS
+        {
+            return Ok(t.token.clone());
+        }
+        let device_id = self.state.device_id.clone();
+        let challenge: api::Challenge = post_json(
+            &self.http,
+            &self.state.server,
+            "/v1/auth/challenge",
+            None,
+            &ChallengeRequest {
+                device_id: device_id.clone(),
+            },
+            "sign-in challenge",
+        )
+        .await?;
+        let signature = self
+            .olm
+            .sign(&api::challenge_message(&device_id, &challenge.challenge));
+        let token: Token = post_json(
+            &self.http,
+            &self.state.server,
+            "/v1/auth/token",
+            None,
+            &TokenRequest {
+                device_id,
+                challenge: challenge.challenge,
+                signature,
+            },
+            "sign-in",
+        )
+        .await?;
+        self.state.token = Some(token.clone());
+        self.save()?;
+        Ok(token.token)
+    }
+
+    /// Publishes one-time keys up to the target, and the fallback key if
+    /// it is new.
+    pub async fn publish_keys(&mut self) -> Result<(), MessengerError> {
+        let token = self.token().await?;
+        let count: KeyCount = get_json(
+            &self.http,
+            &self.state.server,
+            "/v1/keys/count",
+            &token,
+            "key count",
+        )
+        .await?;
+        let device_id = self.state.device_id.clone();
+        let fallback_key = self.olm.fallback_key(&device_id);
+        let wanted = if count.one_time_keys < ONE_TIME_KEY_LOW {
+            (ONE_TIME_KEY_TARGET - count.one_time_keys) as usize
+        } else {
+            0
+        };
+        let one_time_keys = self.olm.one_time_keys(wanted);
+        if one_time_keys.is_empty() && fallback_key.is_none() {
+            return Ok(());
+        }
+        // Save before uploading: the private halves must exist on disk
+        // before anyone can claim the public ones.
+        self.save()?;
+        let upload = UploadKeys {
+            one_time_keys,
+            fallback_key,
+        };
+        let _: KeyCount = post_json(
+            &self.http,
+            &self.state.server,
+            "/v1/keys",
+            Some(&token),
+            &upload,
+            "key upload",
+        )
+        .await?;
+        self.olm.mark_published(upload.fallback_key.as_ref());
+        self.save()
+    }
+
+    /// A code that lets a new device join this user (see [`link`](Self::link)).
+    pub async fn create_link_code(&mut self) -> Result<LinkCode, MessengerError> {
+        let token = self.token().await?;
+        post_json(
+            &self.http,
+            &self.state.server,
+            "/v1/link-codes",
+            Some(&token),
+            &serde_json::json!({}),
+            "link code",
+        )
+        .await
+    }
+
+    /// The devices of a user, as the directory lists them.
+    pub async fn devices_of(&mut self, handle: &str) -> Result<Vec<DeviceInfo>, MessengerError> {
+        let token = self.token().await?;
+        get_json(
+            &self.http,
+            &self.state.server,
+            &format!("/v1/users/{handle}/devices"),
+            &token,
+            "device list",
+        )
+        .await
+    }
+
+    /// Sends a text to `to` (every device of that user, and this user's
+    /// other devices). Returns the message id once every envelope is stored
+    /// on the server.
+    pub async fn send_text(&mut self, to: &str, text: &str) -> Result<String, MessengerError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let payload = Payload::Text {
+            id: id.clone(),
+            sent_at: parley_signaling::now_ms(),
+            to: to.to_string(),
+            group: None,
+            text: text.to_string(),
+        };
+        let envelopes = self.encrypt_for_users(&[to], &payload).await?;
+        self.submit(envelopes).await?;
+        Ok(id)
+    }
+
+    /// Encrypts `payload` for every device of `handles` and this user's
+    /// other devices, starting sessions where needed.
+    async fn encrypt_for_users(
+        &mut self,
+        handles: &[&str],
+        payload: &Payload,
+    ) -> Result<Vec<OutgoingEnvelope>, MessengerError> {
+        let mut targets = Vec::new();
+        let mut seen = BTreeSet::new();
+        let own = self.state.handle.clone();
+        for handle in handles.iter().copied().chain([own.as_str()]) {
+            if !seen.insert(handle.to_string()) {
+                continue;
+            }
+            let devices = self.devices_of(handle).await?;
+            if devices.is_empty() && handle != own {
+                return Err(MessengerError::NoDevices(handle.to_string()));
+            }
+            for d in devices {
+                if d.device_id != self.state.device_id {
+                    self.olm.remember(&d)?;
+                    targets.push(d);
+                }
+            }
+        }
+        let missing: Vec<String> = targets
+            .iter()
+            .filter(|d| !self.olm.has_session(&d.device_id))
+            .map(|d| d.device_id.clone())
+            .collect();
+        if !missing.is_empty() {
+            let token = self.token().await?;
+            let claimed: Vec<ClaimedKey> = post_json(
+                &self.http,
+                &self.state.server,
+                "/v1/keys/claim",
+                Some(&token),
+                &ClaimRequest {
+                    device_ids: missing,
+                },
+                "key claim",
+            )
+            .await?;
+            for key in &claimed {
+                self.olm.start_session(key)?;
+            }
+        }
+        let plaintext = serde_json::to_vec(payload).expect("payloads always serialize");
+        let mut envelopes = Vec::new();
+        for device in &targets {
+            if !self.olm.has_session(&device.device_id) {
+                tracing::warn!(device = %device.device_id, "device has no keys; skipped");
+                continue;
+            }
+            let (kind, ciphertext) = self.olm.encrypt(&device.device_id, &plaintext)?;
+            envelopes.push(OutgoingEnvelope {
+                id: uuid::Uuid::new_v4().to_string(),
+                to_device: device.device_id.clone(),
+                kind,
+                ciphertext,
+            });
+        }
+        // The ratchets moved: persist before anything leaves the device.
+        self.save()?;
+        Ok(envelopes)
+    }
+
+    /// Stores envelopes on the server. Safe to repeat with the same
+    /// envelopes: the server keeps one copy per id.
+    pub async fn submit(
+        &mut self,
+        envelopes: Vec<OutgoingEnvelope>,
+    ) -> Result<SendResponse, MessengerError> {
+        let token = self.token().await?;
+        post_json(
+            &self.http,
+            &self.state.server,
+            "/v1/messages",
+            Some(&token),
+            &SendRequest { envelopes },
+            "send",
+        )
+        .await
+    }
+
+    /// Receives over the websocket: decrypts each envelope, drops
+    /// duplicates, hands new messages to `on_message`, saves, and acks.
+    /// With [`ReceiveMode::Drain`] it returns once the queue is empty.
+    pub async fn receive(
+        &mut self,
+        mode: ReceiveMode,
+        mut on_message: impl FnMut(Incoming),
+    ) -> Result<(), MessengerError> {
+        let token = self.token().await?;
+        let url = ws_url(&self.state.server);
+        let mut request = url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| MessengerError::WebSocket(Box::new(e)))?;
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {token}")
+                .parse()
+                .expect("token is a valid header value"),
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .map_err(|e| MessengerError::WebSocket(Box::new(e)))?;
+        while let Some(frame) = socket.next().await {
+            let frame = frame.map_err(|e| MessengerError::WebSocket(Box::new(e)))?;
+            let text = match frame {
+                tungstenite::Message::Text(t) => t,
+                tungstenite::Message::Close(_) => break,
+                _ => continue,
+            };
+            let frame: ServerFrame = serde_json::from_str(text.as_str())
+                .map_err(|e| MessengerError::Protocol(format!("bad frame from server: {e}")))?;
+            match frame {
+                ServerFrame::Envelope(envelope) => {
+                    let id = envelope.id.clone();
+                    match self.open_envelope(&envelope).await {
+                        Ok(Some(message)) => on_message(message),
+                        Ok(None) => {}
+                        // An envelope that can never be decrypted is
+                        // dropped (and said so) rather than blocking the
+                        // queue for ever.
+                        Err(e) => {
+                            tracing::warn!(envelope = %id, error = %e, "dropping undecryptable envelope")
+                        }
+                    }
+                    self.save()?;
+                    let ack = ClientFrame::Ack { ids: vec![id] };
+                    socket
+                        .send(tungstenite::Message::Text(
+                            serde_json::to_string(&ack)
+                                .expect("frames serialize")
+                                .into(),
+                        ))
+                        .await
+                        .map_err(|e| MessengerError::WebSocket(Box::new(e)))?;
+                }
+                ServerFrame::Drained if mode == ReceiveMode::Drain => {
+                    let _ = socket.close(None).await;
+                    // Let the close (and the acks before it) reach the
+                    // server before returning.
+                    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                        while socket.next().await.is_some() {}
+                    })
+                    .await;
+                    break;
+                }
+                ServerFrame::Drained | ServerFrame::Stored { .. } => {}
+                ServerFrame::Error(e) => {
+                    tracing::warn!(error = %e.error, message = %e.message, "server error")
+                }
+            }
+        }
+        self.publish_keys().await
+    }
+
+    /// Decrypts one envelope. `None` for duplicates and payloads that are
+    /// not user messages.
+    async fn open_envelope(
+        &mut self,
+        envelope: &Envelope,
+    ) -> Result<Option<Incoming>, MessengerError> {
+        if self.olm.known(&envelope.from_device).is_none() {
+            let devices = self.devices_of(&envelope.from_handle).await?;
+            let device = devices
+                .into_iter()
+                .find(|d| d.device_id == envelope.from_device)
+                .ok_or_else(|| {
+                    MessengerError::Protocol(format!(
+                        "device {} is not one of {}'s",
+                        envelope.from_device, envelope.from_handle
+                    ))
+                })?;
+            self.olm.remember(&device)?;
+        }
+        let sender = self
+            .olm
+            .known(&envelope.from_device)
+            .expect("remembered above")
+            .clone();
+        let plaintext =
+            self.olm
+                .decrypt(&envelope.from_device, envelope.kind, &envelope.ciphertext)?;
+        let payload: Payload = serde_json::from_slice(&plaintext)
+            .map_err(|e| MessengerError::Protocol(format!("bad payload: {e}")))?;
+        let dedupe = payload.dedupe_id();
+        if self.state.seen.contains(&dedupe) {
+            return Ok(None);
+        }
+        self.state.seen.push_back(dedupe);
+        while self.state.seen.len() > SEEN_MESSAGES {
+            self.state.seen.pop_front();
+        }
+        Ok(match payload {
+            Payload::Text {
+                id,
+                sent_at,
+                to,
+                group,
+                text,
+            } => Some(Incoming {
+                id,
+                from: sender.handle,
+                from_device: sender.device_id,
+                to,
+                group,
+                text,
+                sent_at,
+            }),
+            Payload::Receipt { .. } => None,
+        })
+    }
+
+    /// Acks envelopes over HTTP (for clients that poll).
+    pub async fn ack(&mut self, ids: Vec<String>) -> Result<(), MessengerError> {
+        let token = self.token().await?;
+        let path = format!("/v1/devices/{}/messages/ack", self.state.device_id);
+        let _: serde_json::Value = post_json(
+            &self.http,
+            &self.state.server,
+            &path,
+            Some(&token),
+            &AckRequest { ids },
+            "ack",
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("the HTTP client configuration is static and valid")
+}
+
+fn ws_url(server: &str) -> String {
+    let base = if let Some(rest) = server.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = server.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        server.to_string()
+    };
+    format!("{base}/v1/ws")
+}
+
+async fn post_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    server: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &impl Serialize,
+    what: &'static str,
+) -> Result<T, MessengerError> {
+    let mut request = http
+        .post(format!("{}{path}", server.trim_end_matches('/')))
+        .json(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    read_response(server, request.send().await, what).await
+}
+
+async fn get_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    server: &str,
+    path: &str,
+    token: &str,
+    what: &'static str,
+) -> Result<T, MessengerError> {
+    let request = http
+        .get(format!("{}{path}", server.trim_end_matches('/')))
+        .bearer_auth(token);
+    read_response(server, request.send().await, what).await
+}
+
+async fn read_response<T: serde::de::DeserializeOwned>(
+    server: &str,
+    response: Result<reqwest::Response, reqwest::Error>,
+    what: &'static str,
+) -> Result<T, MessengerError> {
+    let unreachable = |source| MessengerError::Unreachable {
+        server: server.to_string(),
+        source,
+    };
+    let response = response.map_err(unreachable)?;
+    let status = response.status();
+    if status != StatusCode::OK {
+        let body: Option<ErrorBody> = response.json().await.ok();
+        let (code, message) = body.map_or(("unknown".into(), "no details".into()), |b| {
+            (b.error, b.message)
+        });
+        return Err(MessengerError::Refused {
+            what,
+            status: status.as_u16(),
+            code,
+            message,
+        });
+    }
+    response.json().await.map_err(unreachable)
+}

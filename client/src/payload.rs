@@ -1,0 +1,51 @@
+//! What travels inside the encryption. The server sees none of this.
+
+use serde::{Deserialize, Serialize};
+
+/// A plaintext payload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Payload {
+    /// A text message. The same id goes to every recipient device and to
+    /// the sender's other devices, so each shows it once.
+    Text {
+        /// Message id (client-generated).
+        id: String,
+        /// Sender's clock, unix milliseconds.
+        sent_at: i64,
+        /// The recipient's handle (so the sender's own devices know where
+        /// a synced message went).
+        to: String,
+        /// The group, for group messages.
+        group: Option<String>,
+        /// The text.
+        text: String,
+    },
+    /// Delivery or read receipts.
+    Receipt {
+        /// Message ids.
+        ids: Vec<String>,
+        /// What happened to them.
+        status: ReceiptStatus,
+    },
+}
+
+/// A receipt's meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptStatus {
+    /// Arrived on a device.
+    Delivered,
+    /// Shown to the user.
+    Read,
+}
+
+impl Payload {
+    /// The id used to drop duplicates.
+    pub fn dedupe_id(&self) -> String {
+        match self {
+            Self::Text { id, .. } => id.clone(),
+            Self::Receipt { ids, status } => format!("receipt:{status:?}:{}", ids.join(",")),
+        }
+    }
+}
