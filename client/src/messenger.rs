@@ -384,6 +384,19 @@ impl Messenger {
     /// other devices). Returns the message id once every envelope is stored
     /// on the server.
     pub async fn send_text(&mut self, to: &str, text: &str) -> Result<String, MessengerError> {
+        let (id, envelopes) = self.prepare_text(to, text).await?;
+        self.submit(envelopes).await?;
+        Ok(id)
+    }
+
+    /// Encrypts a text for every device of `to` and this user's other
+    /// devices without sending it: (message id, envelopes). Submitting the
+    /// same envelopes again (after a timeout, say) delivers them once.
+    pub async fn prepare_text(
+        &mut self,
+        to: &str,
+        text: &str,
+    ) -> Result<(String, Vec<OutgoingEnvelope>), MessengerError> {
         let id = uuid::Uuid::new_v4().to_string();
         let payload = Payload::Text {
             id: id.clone(),
@@ -393,8 +406,7 @@ impl Messenger {
             text: text.to_string(),
         };
         let envelopes = self.encrypt_for_users(&[to], &payload).await?;
-        self.submit(envelopes).await?;
-        Ok(id)
+        Ok((id, envelopes))
     }
 
     /// Encrypts `payload` for every device of `handles` and this user's

@@ -4,6 +4,8 @@
 //! sent.
 
 use axum::Json;
+use axum::extract::FromRequest;
+use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -27,6 +29,9 @@ pub enum ApiError {
     /// The name is taken.
     #[error("{0}")]
     Conflict(String),
+    /// The body is larger than the server accepts.
+    #[error("request body too large")]
+    PayloadTooLarge,
     /// The recipient's queue is full.
     #[error("device {0} has too many undelivered messages; try again later")]
     QueueFull(String),
@@ -47,6 +52,7 @@ impl ApiError {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::QueueFull(_) => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
             Self::BadSignature(_) => (StatusCode::UNAUTHORIZED, "bad_signature"),
             Self::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -68,5 +74,21 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.status_and_code().0, Json(self.body())).into_response()
+    }
+}
+
+/// `axum::Json`, but a malformed or oversized body is an [`ApiError`] (a
+/// JSON error body) instead of axum's plain-text rejection.
+#[derive(FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct ApiJson<T>(pub T);
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::PayloadTooLarge
+        } else {
+            Self::BadRequest(rejection.body_text())
+        }
     }
 }

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::STANDARD;
 
 use crate::api::*;
 use crate::auth::{AuthDevice, hash, random_secret, verify};
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiJson};
 use crate::store::{User, is_unique_violation};
 use crate::{AppState, now_ms};
 
@@ -58,7 +58,7 @@ pub async fn healthz() -> &'static str {
 /// `POST /v1/register`.
 pub async fn register(
     State(state): State<AppState>,
-    Json(req): Json<RegisterRequest>,
+    ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<Json<DeviceCreated>, ApiError> {
     let device = new_device(&req.handle, &req.device)?;
     let user = User {
@@ -85,7 +85,7 @@ pub async fn register(
 /// `POST /v1/auth/challenge`.
 pub async fn challenge(
     State(state): State<AppState>,
-    Json(req): Json<ChallengeRequest>,
+    ApiJson(req): ApiJson<ChallengeRequest>,
 ) -> Result<Json<Challenge>, ApiError> {
     let store = state.store();
     if store.device(&req.device_id).await?.is_none() {
@@ -102,7 +102,7 @@ pub async fn challenge(
 /// `POST /v1/auth/token`.
 pub async fn token(
     State(state): State<AppState>,
-    Json(req): Json<TokenRequest>,
+    ApiJson(req): ApiJson<TokenRequest>,
 ) -> Result<Json<Token>, ApiError> {
     let store = state.store();
     let now = now_ms();
@@ -143,7 +143,7 @@ pub async fn create_link_code(
 /// `POST /v1/devices`: a new device joins with a link code.
 pub async fn link_device(
     State(state): State<AppState>,
-    Json(req): Json<LinkRequest>,
+    ApiJson(req): ApiJson<LinkRequest>,
 ) -> Result<Json<DeviceCreated>, ApiError> {
     let device = new_device(&req.handle, &req.device)?;
     let store = state.store();
@@ -177,7 +177,7 @@ pub async fn link_device(
 pub async fn upload_keys(
     State(state): State<AppState>,
     auth: AuthDevice,
-    Json(req): Json<UploadKeys>,
+    ApiJson(req): ApiJson<UploadKeys>,
 ) -> Result<Json<KeyCount>, ApiError> {
     if req.one_time_keys.len() > MAX_KEYS_PER_UPLOAD {
         return Err(ApiError::BadRequest(format!(
@@ -236,7 +236,7 @@ pub async fn user_devices(
 pub async fn claim_keys(
     State(state): State<AppState>,
     _auth: AuthDevice,
-    Json(req): Json<ClaimRequest>,
+    ApiJson(req): ApiJson<ClaimRequest>,
 ) -> Result<Json<Vec<ClaimedKey>>, ApiError> {
     if req.device_ids.len() > MAX_ENVELOPES_PER_SEND {
         return Err(ApiError::BadRequest("too many devices in one claim".into()));
@@ -313,7 +313,7 @@ pub async fn accept_envelopes(
 pub async fn send(
     State(state): State<AppState>,
     auth: AuthDevice,
-    Json(req): Json<SendRequest>,
+    ApiJson(req): ApiJson<SendRequest>,
 ) -> Result<Json<SendResponse>, ApiError> {
     let stored = accept_envelopes(&state, &auth.device_id, &req.envelopes).await?;
     Ok(Json(SendResponse { stored }))
@@ -345,7 +345,7 @@ pub async fn ack_messages(
     State(state): State<AppState>,
     auth: AuthDevice,
     Path(device_id): Path<String>,
-    Json(req): Json<AckRequest>,
+    ApiJson(req): ApiJson<AckRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     own_queue(&auth, &device_id)?;
     let deleted = state.store().ack(&device_id, &req.ids).await?;
