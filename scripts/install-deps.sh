@@ -8,9 +8,11 @@
 #   pkg-config, libasound2-dev, libclang-dev
 #                   cpal (ALSA) and nokhwa (V4L2 bindings) for capture
 #   espeak-ng, sox  regenerate the speech asset (scripts/make-speech-asset.sh)
+#   postgresql      the test suite runs the messaging tests against it too
+#   python3         picks a free port for that PostgreSQL
 set -euo pipefail
 
-packages=(cmake pkg-config nasm libasound2-dev libclang-dev espeak-ng sox)
+packages=(cmake pkg-config nasm libasound2-dev libclang-dev espeak-ng sox postgresql python3)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -22,16 +22,7 @@ async fn malformed_websocket_frames_get_errors_and_the_session_survives() {
     );
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
 
-    let mut next_frame = async || -> ServerFrame {
-        loop {
-            match ws.next().await.unwrap().unwrap() {
-                Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
-                _ => continue,
-            }
-        }
-    };
-    assert_eq!(next_frame().await, ServerFrame::Drained);
-    drop(next_frame);
+    assert_eq!(next_frame(&mut ws).await, ServerFrame::Drained);
 
     for bad in [
         Message::Text("{not json".into()),
@@ -41,11 +32,7 @@ async fn malformed_websocket_frames_get_errors_and_the_session_survives() {
         Message::Binary(vec![0u8, 1, 2].into()),
     ] {
         ws.send(bad).await.unwrap();
-        let reply = loop {
-            if let Message::Text(t) = ws.next().await.unwrap().unwrap() {
-                break serde_json::from_str::<ServerFrame>(t.as_str()).unwrap();
-            }
-        };
+        let reply = next_frame(&mut ws).await;
         let ServerFrame::Error(ErrorBody { error, message }) = reply else {
             panic!("expected an error frame, got {reply:?}");
         };
@@ -55,11 +42,7 @@ async fn malformed_websocket_frames_get_errors_and_the_session_survives() {
 
     // The same session still delivers.
     alice.send_text(&b, "still here").await.unwrap();
-    let frame = loop {
-        if let Message::Text(t) = ws.next().await.unwrap().unwrap() {
-            break serde_json::from_str::<ServerFrame>(t.as_str()).unwrap();
-        }
-    };
+    let frame = next_frame(&mut ws).await;
     assert!(matches!(frame, ServerFrame::Envelope(_)), "{frame:?}");
     drop(ws);
     assert_eq!(inbox(&mut bob).await.len(), 1);
@@ -73,8 +56,10 @@ async fn oversized_and_malformed_bodies_are_refused_with_json() {
     let http = reqwest::Client::new();
     let url = format!("{}/v1/messages", server.url);
 
+    // Its own client: after a 413 the server stops reading and closes the
+    // connection, which a pooled client might otherwise reuse.
     let huge = "A".repeat(2 * 1024 * 1024);
-    let r = http
+    let r = reqwest::Client::new()
         .post(&url)
         .bearer_auth(&token)
         .header("content-type", "application/json")
@@ -137,6 +122,18 @@ async fn oversized_and_malformed_bodies_are_refused_with_json() {
             .status(),
         200
     );
+}
+
+/// The next JSON frame from the server, skipping pings.
+async fn next_frame<S>(ws: &mut S) -> ServerFrame
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        if let Message::Text(t) = ws.next().await.unwrap().unwrap() {
+            return serde_json::from_str(t.as_str()).unwrap();
+        }
+    }
 }
 
 fn base64_of(bytes: &[u8]) -> String {
