@@ -14,14 +14,16 @@ use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use parley_signaling::api::{
-    self, AckRequest, ChallengeRequest, ClaimRequest, ClaimedKey, ClientFrame, DeviceCreated,
-    DeviceInfo, Envelope, ErrorBody, KeyCount, LinkCode, LinkRequest, OutgoingEnvelope,
-    RegisterRequest, SendRequest, SendResponse, ServerFrame, Token, TokenRequest, UploadKeys,
+    self, AckRequest, AddMember, ChallengeRequest, ClaimRequest, ClaimedKey, ClientFrame,
+    CreateGroup, DeviceCreated, DeviceInfo, Envelope, ErrorBody, GroupInfo, KeyCount, LinkCode,
+    LinkRequest, OutgoingEnvelope, RegisterRequest, SendRequest, SendResponse, ServerFrame, Token,
+    TokenRequest, UploadKeys,
 };
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
+use crate::group_sessions::{self, GroupError, GroupSessions, GroupSessionsPickle, KeyShare};
 use crate::olm_machine::{OlmError, OlmMachine, OlmPickle};
 use crate::payload::Payload;
 use crate::vault::{KeySource, Vault, VaultError};
@@ -47,6 +49,9 @@ pub enum MessengerError {
     /// Olm refused something.
     #[error(transparent)]
     Olm(#[from] OlmError),
+    /// A group message could not be decrypted.
+    #[error(transparent)]
+    Group(#[from] GroupError),
     /// The server could not be reached.
     #[error("cannot reach server {server}: {source}")]
     Unreachable {
@@ -95,6 +100,7 @@ struct SavedRef<'a> {
     #[serde(flatten)]
     state: &'a State,
     olm: OlmPickle,
+    groups: GroupSessionsPickle,
 }
 
 /// What the vault holds, as read.
@@ -103,6 +109,8 @@ struct Saved {
     #[serde(flatten)]
     state: State,
     olm: OlmPickle,
+    #[serde(default)]
+    groups: GroupSessionsPickle,
 }
 
 /// A message as the user sees it.
@@ -140,6 +148,7 @@ pub struct Messenger {
     vault: Vault,
     state: State,
     olm: OlmMachine,
+    groups: GroupSessions,
 }
 
 impl Messenger {
@@ -213,6 +222,7 @@ impl Messenger {
             vault,
             state,
             olm,
+            groups: GroupSessions::default(),
         };
         messenger.save()?;
         messenger.publish_keys().await?;
@@ -227,20 +237,23 @@ impl Messenger {
         passphrase: impl FnOnce() -> Option<String>,
     ) -> Result<Self, MessengerError> {
         let (vault, plaintext) = Vault::open(dir, passphrase)?;
-        let Saved { mut state, olm } =
-            serde_json::from_slice(&plaintext).map_err(|e| VaultError::Corrupt {
-                path: dir.to_path_buf(),
-                reason: e.to_string(),
-            })?;
+        let Saved {
+            mut state,
+            olm,
+            groups,
+        } = serde_json::from_slice(&plaintext).map_err(|e| VaultError::Corrupt {
+            path: dir.to_path_buf(),
+            reason: e.to_string(),
+        })?;
         if let Some(server) = server {
             state.server = server.trim_end_matches('/').to_string();
         }
-        let olm = OlmMachine::from_pickle(olm);
         Ok(Self {
             http: http_client(),
             vault,
             state,
-            olm,
+            olm: OlmMachine::from_pickle(olm),
+            groups: GroupSessions::from_pickle(groups),
         })
     }
 
@@ -263,6 +276,7 @@ impl Messenger {
         let saved = SavedRef {
             state: &self.state,
             olm: self.olm.pickle(),
+            groups: self.groups.pickle(),
         };
         let bytes = serde_json::to_vec(&saved).expect("state always serializes");
         self.vault.save(&bytes)?;
@@ -416,6 +430,17 @@ impl Messenger {
         handles: &[&str],
         payload: &Payload,
     ) -> Result<Vec<OutgoingEnvelope>, MessengerError> {
+        let targets = self.devices_of_users(handles).await?;
+        let ids: Vec<String> = targets.iter().map(|d| d.device_id.clone()).collect();
+        self.encrypt_for_devices(&ids, payload).await
+    }
+
+    /// Every device of `handles` and of this user, except this device,
+    /// checked against the identity keys seen before.
+    async fn devices_of_users(
+        &mut self,
+        handles: &[&str],
+    ) -> Result<Vec<DeviceInfo>, MessengerError> {
         let mut targets = Vec::new();
         let mut seen = BTreeSet::new();
         let own = self.state.handle.clone();
@@ -434,10 +459,20 @@ impl Messenger {
                 }
             }
         }
-        let missing: Vec<String> = targets
+        Ok(targets)
+    }
+
+    /// Encrypts `payload` pairwise (Olm) for each of `devices` (already
+    /// remembered), claiming keys and starting sessions where needed.
+    async fn encrypt_for_devices(
+        &mut self,
+        devices: &[String],
+        payload: &Payload,
+    ) -> Result<Vec<OutgoingEnvelope>, MessengerError> {
+        let missing: Vec<String> = devices
             .iter()
-            .filter(|d| !self.olm.has_session(&d.device_id))
-            .map(|d| d.device_id.clone())
+            .filter(|d| !self.olm.has_session(d))
+            .cloned()
             .collect();
         if !missing.is_empty() {
             let token = self.token().await?;
@@ -458,22 +493,170 @@ impl Messenger {
         }
         let plaintext = serde_json::to_vec(payload).expect("payloads always serialize");
         let mut envelopes = Vec::new();
-        for device in &targets {
-            if !self.olm.has_session(&device.device_id) {
-                tracing::warn!(device = %device.device_id, "device has no keys; skipped");
+        for device in devices {
+            if !self.olm.has_session(device) {
+                tracing::warn!(device = %device, "device has no keys; skipped");
                 continue;
             }
-            let (kind, ciphertext) = self.olm.encrypt(&device.device_id, &plaintext)?;
+            let (kind, ciphertext) = self.olm.encrypt(device, &plaintext)?;
             envelopes.push(OutgoingEnvelope {
                 id: uuid::Uuid::new_v4().to_string(),
-                to_device: device.device_id.clone(),
+                to_device: device.clone(),
                 kind,
                 ciphertext,
+                group_id: None,
             });
         }
         // The ratchets moved: persist before anything leaves the device.
         self.save()?;
         Ok(envelopes)
+    }
+
+    /// Creates a group with this user as owner and only member.
+    pub async fn create_group(&mut self, name: &str) -> Result<GroupInfo, MessengerError> {
+        let token = self.token().await?;
+        post_json(
+            &self.http,
+            &self.state.server,
+            "/v1/groups",
+            Some(&token),
+            &CreateGroup {
+                name: name.to_string(),
+            },
+            "group creation",
+        )
+        .await
+    }
+
+    /// Adds a user to a group (any member may).
+    pub async fn add_member(
+        &mut self,
+        group_id: &str,
+        handle: &str,
+    ) -> Result<GroupInfo, MessengerError> {
+        let token = self.token().await?;
+        post_json(
+            &self.http,
+            &self.state.server,
+            &format!("/v1/groups/{group_id}/members"),
+            Some(&token),
+            &AddMember {
+                handle: handle.to_string(),
+            },
+            "adding a member",
+        )
+        .await
+    }
+
+    /// Removes a user from a group (the owner removes anyone; others only
+    /// themselves). The next message from each member goes out under a new
+    /// session the removed user never gets.
+    pub async fn remove_member(
+        &mut self,
+        group_id: &str,
+        handle: &str,
+    ) -> Result<GroupInfo, MessengerError> {
+        let token = self.token().await?;
+        let response = self
+            .http
+            .delete(format!(
+                "{}/v1/groups/{group_id}/members/{handle}",
+                self.state.server
+            ))
+            .bearer_auth(token)
+            .send()
+            .await;
+        read_response(&self.state.server, response, "removing a member").await
+    }
+
+    /// The groups this user is in.
+    pub async fn groups(&mut self) -> Result<Vec<GroupInfo>, MessengerError> {
+        let token = self.token().await?;
+        get_json(
+            &self.http,
+            &self.state.server,
+            "/v1/groups",
+            &token,
+            "group list",
+        )
+        .await
+    }
+
+    /// One group (members only).
+    pub async fn group(&mut self, group_id: &str) -> Result<GroupInfo, MessengerError> {
+        let token = self.token().await?;
+        get_json(
+            &self.http,
+            &self.state.server,
+            &format!("/v1/groups/{group_id}"),
+            &token,
+            "group",
+        )
+        .await
+    }
+
+    /// Sends a text to every member device of a group (and this user's
+    /// other devices), Megolm-encrypted once; shares the session key over
+    /// Olm with devices that lack it, replacing the session first if a
+    /// device has left. Returns the message id.
+    pub async fn send_group_text(
+        &mut self,
+        group_id: &str,
+        text: &str,
+    ) -> Result<String, MessengerError> {
+        let group = self.group(group_id).await?;
+        let handles: Vec<&str> = group.members.iter().map(String::as_str).collect();
+        let devices: BTreeSet<String> = self
+            .devices_of_users(&handles)
+            .await?
+            .into_iter()
+            .map(|d| d.device_id)
+            .collect();
+        let (share, needs_key) = self.groups.prepare(group_id, &devices);
+        let KeyShare {
+            session_id,
+            session_key,
+        } = share;
+        let key_payload = Payload::GroupKey {
+            group_id: group_id.to_string(),
+            session_id,
+            session_key,
+        };
+        let mut envelopes = if needs_key.is_empty() {
+            Vec::new()
+        } else {
+            self.encrypt_for_devices(&needs_key, &key_payload).await?
+        };
+        let id = uuid::Uuid::new_v4().to_string();
+        let payload = Payload::Text {
+            id: id.clone(),
+            sent_at: parley_signaling::now_ms(),
+            to: group_id.to_string(),
+            group: Some(group_id.to_string()),
+            text: text.to_string(),
+        };
+        let plaintext = serde_json::to_vec(&payload).expect("payloads always serialize");
+        let ciphertext = self
+            .groups
+            .encrypt(group_id, &plaintext)
+            .expect("prepare made the outbound session");
+        let ciphertext = group_sessions::encode(&ciphertext);
+        for device in &devices {
+            envelopes.push(OutgoingEnvelope {
+                id: uuid::Uuid::new_v4().to_string(),
+                to_device: device.clone(),
+                kind: api::kind::MEGOLM,
+                ciphertext: ciphertext.clone(),
+                group_id: Some(group_id.to_string()),
+            });
+        }
+        self.save()?;
+        // Key shares and the message in one request: the server stores
+        // them in this order, so each device gets its key first.
+        self.submit(envelopes).await?;
+        self.groups.mark_shared(group_id, &needs_key);
+        self.save()?;
+        Ok(id)
     }
 
     /// Stores envelopes on the server. Safe to repeat with the same
@@ -593,11 +776,21 @@ impl Messenger {
             .known(&envelope.from_device)
             .expect("remembered above")
             .clone();
-        let plaintext =
-            self.olm
-                .decrypt(&envelope.from_device, envelope.kind, &envelope.ciphertext)?;
-        let payload: Payload = serde_json::from_slice(&plaintext)
-            .map_err(|e| MessengerError::Protocol(format!("bad payload: {e}")))?;
+        let payload = self.decrypt_payload(envelope)?;
+        if let Payload::GroupKey {
+            group_id,
+            session_id,
+            session_key,
+        } = &payload
+        {
+            let share = KeyShare {
+                session_id: session_id.clone(),
+                session_key: session_key.clone(),
+            };
+            self.groups
+                .add_inbound(group_id, &envelope.from_device, &share)?;
+            return Ok(None);
+        }
         let dedupe = payload.dedupe_id();
         if self.state.seen.contains(&dedupe) {
             return Ok(None);
@@ -622,8 +815,53 @@ impl Messenger {
                 text,
                 sent_at,
             }),
-            Payload::Receipt { .. } => None,
+            Payload::Receipt { .. } | Payload::GroupKey { .. } => None,
         })
+    }
+
+    /// Decrypts an envelope's payload: Olm for pairwise kinds, Megolm for
+    /// group messages, which may carry only text of their own group.
+    fn decrypt_payload(&mut self, envelope: &Envelope) -> Result<Payload, MessengerError> {
+        let bad = |what: String| MessengerError::Protocol(what);
+        if envelope.kind == api::kind::MEGOLM {
+            let group_id = envelope
+                .group_id
+                .as_deref()
+                .ok_or_else(|| bad("group message without a group".into()))?;
+            let bytes = base64::Engine::decode(
+                &base64::engine::general_purpose::STANDARD,
+                &envelope.ciphertext,
+            )
+            .map_err(|_| bad("group ciphertext is not base64".into()))?;
+            let plaintext = self
+                .groups
+                .decrypt(group_id, &envelope.from_device, &bytes)?;
+            let payload: Payload =
+                serde_json::from_slice(&plaintext).map_err(|e| bad(format!("bad payload: {e}")))?;
+            match &payload {
+                Payload::Text { group: Some(g), .. } if g == group_id => Ok(payload),
+                _ => Err(bad(
+                    "a group session may carry only text for its own group".into()
+                )),
+            }
+        } else {
+            let plaintext =
+                self.olm
+                    .decrypt(&envelope.from_device, envelope.kind, &envelope.ciphertext)?;
+            serde_json::from_slice(&plaintext).map_err(|e| bad(format!("bad payload: {e}")))
+        }
+    }
+
+    /// Decrypts one envelope outside [`receive`](Self::receive) (for
+    /// clients that poll, and for tests that show what a device can and
+    /// cannot read). `None` for duplicates and non-message payloads.
+    pub async fn decrypt_envelope(
+        &mut self,
+        envelope: &Envelope,
+    ) -> Result<Option<Incoming>, MessengerError> {
+        let opened = self.open_envelope(envelope).await;
+        self.save()?;
+        opened
     }
 
     /// Acks envelopes over HTTP (for clients that poll).

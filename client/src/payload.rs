@@ -21,6 +21,16 @@ pub enum Payload {
         /// The text.
         text: String,
     },
+    /// A Megolm session key for a group, shared pairwise over Olm (never
+    /// accepted inside a group message).
+    GroupKey {
+        /// The group.
+        group_id: String,
+        /// Megolm session id.
+        session_id: String,
+        /// Megolm session key, base64.
+        session_key: String,
+    },
     /// Delivery or read receipts.
     Receipt {
         /// Message ids.
@@ -45,6 +55,7 @@ impl Payload {
     pub fn dedupe_id(&self) -> String {
         match self {
             Self::Text { id, .. } => id.clone(),
+            Self::GroupKey { session_id, .. } => format!("group-key:{session_id}"),
             Self::Receipt { ids, status } => format!("receipt:{status:?}:{}", ids.join(",")),
         }
     }

@@ -1,84 +1,13 @@
-//! The real binaries: `parley-server` and two `parley` CLIs exchange a
-//! marker message; the server's database files and its debug log never
+//! Two real `parley` CLIs exchange a marker message through a server
+//! logging at debug level; the server's database files and its log never
 //! contain it, and `inbox --json` prints the documented fields. The CLI
 //! runs with stdin closed and never waits for input.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 
-/// `parley-server`, built beside `parley`. Cargo only builds the current
-/// package's binaries for its tests, so ask it for the server's too (a
-/// no-op when it is up to date, and never a stale binary).
-fn server_binary() -> PathBuf {
-    let parley = PathBuf::from(env!("CARGO_BIN_EXE_parley"));
-    let mut build = Command::new(env!("CARGO"));
-    build.args([
-        "build",
-        "--quiet",
-        "-p",
-        "parley-signaling",
-        "--bin",
-        "parley-server",
-    ]);
-    if parley.parent().is_some_and(|d| d.ends_with("release")) {
-        build.arg("--release");
-    }
-    assert!(build.status().unwrap().success(), "building parley-server");
-    parley.with_file_name("parley-server")
-}
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(data: &Path, log: &Path) -> Server {
-    let mut child = Command::new(server_binary())
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data)
-        .env("RUST_LOG", "debug")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).unwrap())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("parley-server listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    Server { child, url }
-}
-
-fn parley(server: &str, dir: &Path, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_parley"))
-        .arg("--server")
-        .arg(server)
-        .arg("--data-dir")
-        .arg(dir)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "parley {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use common::cli::{parley, start_server};
 
 fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
     let mut hits = Vec::new();
@@ -136,6 +65,8 @@ fn server_database_and_logs_never_hold_the_plaintext() {
     );
 
     drop(server);
+    // Let the server's last log lines reach the file.
+    std::thread::sleep(std::time::Duration::from_millis(100));
     let log_text = std::fs::read_to_string(&log).unwrap();
     assert!(
         log_text.contains("registered"),

@@ -173,6 +173,9 @@ pub mod kind {
     pub const OLM_PRE_KEY: i64 = 0;
     /// An Olm normal message.
     pub const OLM_MESSAGE: i64 = 1;
+    /// A Megolm group message; the envelope names its group, and the
+    /// server relays it only between members.
+    pub const MEGOLM: i64 = 2;
 }
 
 /// An envelope as a sender submits it.
@@ -187,6 +190,9 @@ pub struct OutgoingEnvelope {
     pub kind: i64,
     /// Ciphertext, base64.
     pub ciphertext: String,
+    /// The group, for [`kind::MEGOLM`] envelopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
 }
 
 /// `POST /v1/messages`.
@@ -216,6 +222,9 @@ pub struct Envelope {
     pub kind: i64,
     /// Ciphertext, base64.
     pub ciphertext: String,
+    /// The group, for [`kind::MEGOLM`] envelopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
     /// When the server stored it, unix milliseconds.
     pub server_ts: i64,
 }
@@ -268,4 +277,31 @@ pub struct ErrorBody {
     pub error: String,
     /// What happened and what to do, for people.
     pub message: String,
+}
+
+/// `POST /v1/groups`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateGroup {
+    /// Display name.
+    pub name: String,
+}
+
+/// `POST /v1/groups/{id}/members`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddMember {
+    /// The user to add.
+    pub handle: String,
+}
+
+/// A group and its members.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct GroupInfo {
+    /// Group id.
+    pub group_id: String,
+    /// Display name.
+    pub name: String,
+    /// The creator's handle; only the owner removes others.
+    pub owner: String,
+    /// Members' handles, sorted.
+    pub members: Vec<String>,
 }

@@ -32,6 +32,8 @@
 //! | `POST /v1/keys/claim` | yes | one key per device to start Olm sessions |
 //! | `POST /v1/messages` | yes | store and forward envelopes (idempotent by id) |
 //! | `GET /v1/devices/{id}/messages`, `POST .../ack` | own device | poll and ack the queue |
+//! | `POST /v1/groups`, `GET /v1/groups[/{id}]` | yes | create, list, show (members only) |
+//! | `POST /v1/groups/{id}/members`, `DELETE .../{handle}` | member / owner | membership |
 //! | `GET /v1/ws` | yes | push delivery, acks and sends on one socket |
 //!
 //! Errors are JSON `{"error": code, "message": text}` with a matching
@@ -147,6 +149,16 @@ pub fn app(state: AppState) -> Router {
         .route(
             "/v1/devices/{device_id}/messages/ack",
             post(routes::ack_messages),
+        )
+        .route(
+            "/v1/groups",
+            post(routes::create_group).get(routes::list_groups),
+        )
+        .route("/v1/groups/{group_id}", get(routes::get_group))
+        .route("/v1/groups/{group_id}/members", post(routes::add_member))
+        .route(
+            "/v1/groups/{group_id}/members/{handle}",
+            axum::routing::delete(routes::remove_member),
         )
         .route("/v1/ws", get(ws::upgrade))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })

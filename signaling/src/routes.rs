@@ -276,11 +276,25 @@ pub async fn accept_envelopes(
                 "envelope id must be 1 to {MAX_ID_LEN} bytes"
             )));
         }
-        if !matches!(e.kind, kind::OLM_PRE_KEY | kind::OLM_MESSAGE) {
-            return Err(ApiError::BadRequest(format!(
-                "unknown envelope kind {}",
-                e.kind
-            )));
+        match (e.kind, &e.group_id) {
+            (kind::OLM_PRE_KEY | kind::OLM_MESSAGE, None) | (kind::MEGOLM, Some(_)) => {}
+            (kind::MEGOLM, None) => {
+                return Err(ApiError::BadRequest(format!(
+                    "envelope {}: group messages need a group_id",
+                    e.id
+                )));
+            }
+            (kind::OLM_PRE_KEY | kind::OLM_MESSAGE, Some(_)) => {
+                return Err(ApiError::BadRequest(format!(
+                    "envelope {}: only group messages carry a group_id",
+                    e.id
+                )));
+            }
+            (other, _) => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown envelope kind {other}"
+                )));
+            }
         }
         let bytes = STANDARD.decode(&e.ciphertext).map_err(|_| {
             ApiError::BadRequest(format!("envelope {}: ciphertext is not base64", e.id))
@@ -291,8 +305,27 @@ pub async fn accept_envelopes(
                 e.id
             )));
         }
-        if store.device(&e.to_device).await?.is_none() {
+        let Some((recipient_user, _)) = store.device(&e.to_device).await? else {
             return Err(ApiError::NotFound(format!("no device {:?}", e.to_device)));
+        };
+        if let Some(group) = &e.group_id {
+            // Relay group messages between members only: a removed member
+            // gets nothing more, even from a stale client.
+            let (sender_user, _) = store
+                .device(from_device)
+                .await?
+                .ok_or(ApiError::Unauthorized)?;
+            if !store.is_member(group, &sender_user).await? {
+                return Err(ApiError::Forbidden(format!(
+                    "not a member of group {group}"
+                )));
+            }
+            if !store.is_member(group, &recipient_user).await? {
+                return Err(ApiError::Forbidden(format!(
+                    "device {} is not in group {group}",
+                    e.to_device
+                )));
+            }
         }
         if store.queue_len(&e.to_device).await? >= state.config().max_queue {
             return Err(ApiError::QueueFull(e.to_device.clone()));
@@ -350,4 +383,104 @@ pub async fn ack_messages(
     own_queue(&auth, &device_id)?;
     let deleted = state.store().ack(&device_id, &req.ids).await?;
     Ok(Json(serde_json::json!({ "deleted": deleted })))
+}
+
+/// `POST /v1/groups`.
+pub async fn create_group(
+    State(state): State<AppState>,
+    auth: AuthDevice,
+    ApiJson(req): ApiJson<CreateGroup>,
+) -> Result<Json<GroupInfo>, ApiError> {
+    if req.name.trim().is_empty() || req.name.len() > 100 {
+        return Err(ApiError::BadRequest(
+            "group name must be 1 to 100 bytes".into(),
+        ));
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let store = state.store();
+    store
+        .create_group(&id, &req.name, &auth.user_id, now_ms())
+        .await?;
+    Ok(Json(store.group(&id).await?.expect("just created")))
+}
+
+/// The group, if `auth` is a member (others learn nothing, not even that
+/// it exists).
+async fn member_view(
+    state: &AppState,
+    auth: &AuthDevice,
+    group_id: &str,
+) -> Result<GroupInfo, ApiError> {
+    let store = state.store();
+    let not_found = || ApiError::NotFound(format!("no group {group_id:?}"));
+    let group = store.group(group_id).await?.ok_or_else(not_found)?;
+    if !store.is_member(group_id, &auth.user_id).await? {
+        return Err(not_found());
+    }
+    Ok(group)
+}
+
+/// `GET /v1/groups/{id}`.
+pub async fn get_group(
+    State(state): State<AppState>,
+    auth: AuthDevice,
+    Path(group_id): Path<String>,
+) -> Result<Json<GroupInfo>, ApiError> {
+    Ok(Json(member_view(&state, &auth, &group_id).await?))
+}
+
+/// `GET /v1/groups`: the caller's groups.
+pub async fn list_groups(
+    State(state): State<AppState>,
+    auth: AuthDevice,
+) -> Result<Json<Vec<GroupInfo>>, ApiError> {
+    let store = state.store();
+    let mut groups = Vec::new();
+    for id in store.groups_of(&auth.user_id).await? {
+        if let Some(g) = store.group(&id).await? {
+            groups.push(g);
+        }
+    }
+    Ok(Json(groups))
+}
+
+/// `POST /v1/groups/{id}/members`: any member may add.
+pub async fn add_member(
+    State(state): State<AppState>,
+    auth: AuthDevice,
+    Path(group_id): Path<String>,
+    ApiJson(req): ApiJson<AddMember>,
+) -> Result<Json<GroupInfo>, ApiError> {
+    member_view(&state, &auth, &group_id).await?;
+    let store = state.store();
+    let user = store
+        .user_by_handle(&req.handle)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no user {:?}", req.handle)))?;
+    store.add_member(&group_id, &user.id, now_ms()).await?;
+    Ok(Json(store.group(&group_id).await?.expect("exists")))
+}
+
+/// `DELETE /v1/groups/{id}/members/{handle}`: the owner removes anyone;
+/// a member removes only themself (leaves).
+pub async fn remove_member(
+    State(state): State<AppState>,
+    auth: AuthDevice,
+    Path((group_id, handle)): Path<(String, String)>,
+) -> Result<Json<GroupInfo>, ApiError> {
+    let group = member_view(&state, &auth, &group_id).await?;
+    if handle != auth.handle && group.owner != auth.handle {
+        return Err(ApiError::Forbidden(
+            "only the group's owner removes other members".into(),
+        ));
+    }
+    let store = state.store();
+    let user = store
+        .user_by_handle(&handle)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no user {handle:?}")))?;
+    if !store.remove_member(&group_id, &user.id).await? {
+        return Err(ApiError::NotFound(format!("{handle} is not in the group")));
+    }
+    Ok(Json(store.group(&group_id).await?.expect("exists")))
 }

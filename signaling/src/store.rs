@@ -11,7 +11,7 @@
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 
-use crate::api::{ClaimedKey, DeviceInfo, Envelope, OutgoingEnvelope, SignedKey};
+use crate::api::{ClaimedKey, DeviceInfo, Envelope, GroupInfo, OutgoingEnvelope, SignedKey};
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -392,8 +392,8 @@ impl Store {
         now: i64,
     ) -> Result<(), sqlx::Error> {
         sqlx::query(
-            "INSERT INTO envelopes (id, to_device, from_device, kind, ciphertext, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (to_device, id) DO NOTHING",
+            "INSERT INTO envelopes (id, to_device, from_device, kind, ciphertext, created_at, group_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (to_device, id) DO NOTHING",
         )
         .bind(&envelope.id)
         .bind(&envelope.to_device)
@@ -401,6 +401,7 @@ impl Store {
         .bind(envelope.kind)
         .bind(ciphertext)
         .bind(now)
+        .bind(envelope.group_id.as_deref())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -415,7 +416,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<(i64, Envelope)>, sqlx::Error> {
         let rows = sqlx::query(
-            "SELECT e.seq, e.id, e.from_device, u.handle, e.kind, e.ciphertext, e.created_at \
+            "SELECT e.seq, e.id, e.from_device, u.handle, e.kind, e.ciphertext, e.created_at, e.group_id \
              FROM envelopes e JOIN devices d ON d.id = e.from_device JOIN users u ON u.id = d.user_id \
              WHERE e.to_device = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3",
         )
@@ -438,6 +439,7 @@ impl Store {
                         kind: r.get(4),
                         ciphertext: base64::engine::general_purpose::STANDARD.encode(ciphertext),
                         server_ts: r.get(6),
+                        group_id: r.get(7),
                     },
                 )
             })
@@ -458,6 +460,112 @@ impl Store {
         }
         tx.commit().await?;
         Ok(deleted)
+    }
+}
+
+impl Store {
+    /// Creates a group with its creator as owner and first member.
+    pub async fn create_group(
+        &self,
+        group_id: &str,
+        name: &str,
+        owner_user: &str,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO groups (id, name, owner_user, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(group_id)
+        .bind(name)
+        .bind(owner_user)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO group_members (group_id, user_id, added_at) VALUES ($1, $2, $3)")
+            .bind(group_id)
+            .bind(owner_user)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
+    }
+
+    /// A group with its owner and members' handles.
+    pub async fn group(&self, group_id: &str) -> Result<Option<GroupInfo>, sqlx::Error> {
+        let Some(row) = sqlx::query(
+            "SELECT g.id, g.name, u.handle FROM groups g JOIN users u ON u.id = g.owner_user WHERE g.id = $1",
+        )
+        .bind(group_id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let members = sqlx::query(
+            "SELECT u.handle FROM group_members m JOIN users u ON u.id = m.user_id \
+             WHERE m.group_id = $1 ORDER BY u.handle",
+        )
+        .bind(group_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some(GroupInfo {
+            group_id: row.get(0),
+            name: row.get(1),
+            owner: row.get(2),
+            members: members.iter().map(|r| r.get(0)).collect(),
+        }))
+    }
+
+    /// Groups a user belongs to, by id.
+    pub async fn groups_of(&self, user_id: &str) -> Result<Vec<String>, sqlx::Error> {
+        let rows =
+            sqlx::query("SELECT group_id FROM group_members WHERE user_id = $1 ORDER BY group_id")
+                .bind(user_id)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Whether a user is in a group.
+    pub async fn is_member(&self, group_id: &str, user_id: &str) -> Result<bool, sqlx::Error> {
+        let row =
+            sqlx::query("SELECT COUNT(*) FROM group_members WHERE group_id = $1 AND user_id = $2")
+                .bind(group_id)
+                .bind(user_id)
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(row.get::<i64, _>(0) > 0)
+    }
+
+    /// Adds a member (a no-op if already in).
+    pub async fn add_member(
+        &self,
+        group_id: &str,
+        user_id: &str,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO group_members (group_id, user_id, added_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (group_id, user_id) DO NOTHING",
+        )
+        .bind(group_id)
+        .bind(user_id)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes a member; `false` if they were not one.
+    pub async fn remove_member(&self, group_id: &str, user_id: &str) -> Result<bool, sqlx::Error> {
+        let n = sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
+            .bind(group_id)
+            .bind(user_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
     }
 }
 

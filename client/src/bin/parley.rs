@@ -4,8 +4,9 @@
 //! parley [--server URL] [--data-dir DIR] register <handle>
 //! parley link                         # on an existing device: print a link code
 //! parley link --join <handle> <code>  # on the new device
-//! parley send <handle> <text>
+//! parley send <handle|group> <text>
 //! parley inbox [--json] [--follow]
+//! parley group create <name> | add <group> <handle> | remove <group> <handle> | list
 //! ```
 //!
 //! Secrets are sealed in the data dir with a key file by default, so the
@@ -63,12 +64,17 @@ enum Command {
         #[arg(long)]
         passphrase: bool,
     },
-    /// Send a text message.
+    /// Send a text message to a user or a group.
     Send {
-        /// Recipient handle.
+        /// Recipient: a user's handle, or a group's name or id.
         to: String,
         /// The message.
         text: String,
+    },
+    /// Create groups and manage their members.
+    Group {
+        #[command(subcommand)]
+        action: GroupAction,
     },
     /// Print what has arrived, acknowledge it, and exit.
     Inbox {
@@ -79,6 +85,31 @@ enum Command {
         #[arg(long)]
         follow: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum GroupAction {
+    /// Create a group; prints its id.
+    Create {
+        /// Display name.
+        name: String,
+    },
+    /// Add a user (any member may).
+    Add {
+        /// Group name or id.
+        group: String,
+        /// The user to add.
+        handle: String,
+    },
+    /// Remove a user (the owner removes anyone; others only themselves).
+    Remove {
+        /// Group name or id.
+        group: String,
+        /// The user to remove.
+        handle: String,
+    },
+    /// List your groups and their members.
+    List,
 }
 
 fn default_data_dir() -> PathBuf {
@@ -141,8 +172,36 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Send { to, text } => {
             let mut m = open(&cli.server, &dir).await?;
-            let id = m.send_text(&to, &text).await.context("sending")?;
+            let id = match find_group(&mut m, &to).await? {
+                Some(group) => m.send_group_text(&group, &text).await,
+                None => m.send_text(&to, &text).await,
+            }
+            .context("sending")?;
             println!("sent {id}");
+        }
+        Command::Group { action } => {
+            let mut m = open(&cli.server, &dir).await?;
+            match action {
+                GroupAction::Create { name } => {
+                    let g = m.create_group(&name).await.context("creating the group")?;
+                    println!("created group {} ({})", g.name, g.group_id);
+                }
+                GroupAction::Add { group, handle } => {
+                    let id = require_group(&mut m, &group).await?;
+                    let g = m.add_member(&id, &handle).await.context("adding")?;
+                    println!("{}: {}", g.name, g.members.join(", "));
+                }
+                GroupAction::Remove { group, handle } => {
+                    let id = require_group(&mut m, &group).await?;
+                    let g = m.remove_member(&id, &handle).await.context("removing")?;
+                    println!("{}: {}", g.name, g.members.join(", "));
+                }
+                GroupAction::List => {
+                    for g in m.groups().await.context("listing groups")? {
+                        println!("{} ({}): {}", g.name, g.group_id, g.members.join(", "));
+                    }
+                }
+            }
         }
         Command::Inbox { json, follow } => {
             let mut m = open(&cli.server, &dir).await?;
@@ -166,6 +225,26 @@ async fn open(server: &str, dir: &std::path::Path) -> anyhow::Result<Messenger> 
         .with_context(|| format!("opening the device in {}", dir.display()))
 }
 
+/// The id of the caller's group named or identified by `name`, if any.
+async fn find_group(m: &mut Messenger, name: &str) -> anyhow::Result<Option<String>> {
+    let groups = m.groups().await.context("listing groups")?;
+    if let Some(g) = groups.iter().find(|g| g.group_id == name) {
+        return Ok(Some(g.group_id.clone()));
+    }
+    let named: Vec<_> = groups.iter().filter(|g| g.name == name).collect();
+    match named.as_slice() {
+        [] => Ok(None),
+        [g] => Ok(Some(g.group_id.clone())),
+        _ => bail!("several of your groups are called {name:?}; use the group id"),
+    }
+}
+
+async fn require_group(m: &mut Messenger, name: &str) -> anyhow::Result<String> {
+    find_group(m, name)
+        .await?
+        .with_context(|| format!("you are in no group called {name:?}"))
+}
+
 fn print_message(msg: &Incoming, own: &str, json: bool) {
     if json {
         let line = serde_json::json!({
@@ -177,6 +256,8 @@ fn print_message(msg: &Incoming, own: &str, json: bool) {
             "sent_at": msg.sent_at,
         });
         println!("{line}");
+    } else if let Some(group) = &msg.group {
+        println!("[{} in {group}] {}", msg.from, msg.text);
     } else if msg.from == own {
         println!("[you -> {}] {}", msg.to, msg.text);
     } else {

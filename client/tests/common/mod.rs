@@ -2,6 +2,8 @@
 //! tests.
 #![allow(dead_code)]
 
+pub mod cli;
+
 use std::path::PathBuf;
 
 use parley_client::vault::KeySource;
