@@ -22,6 +22,7 @@
 //! Calls and the media pipeline arrive here with the 1:1 call issue.
 #![forbid(unsafe_code)]
 
+pub mod attachment;
 pub mod group_sessions;
 pub mod messenger;
 pub mod olm_machine;

@@ -23,6 +23,7 @@ use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
+use crate::attachment::{self, AttachmentError, AttachmentRef};
 use crate::group_sessions::{self, GroupError, GroupSessions, GroupSessionsPickle, KeyShare};
 use crate::olm_machine::{OlmError, OlmMachine, OlmPickle};
 use crate::payload::Payload;
@@ -49,6 +50,9 @@ pub enum MessengerError {
     /// Olm refused something.
     #[error(transparent)]
     Olm(#[from] OlmError),
+    /// An attachment could not be prepared, sealed or opened.
+    #[error(transparent)]
+    Attachment(#[from] AttachmentError),
     /// A group message could not be decrypted.
     #[error(transparent)]
     Group(#[from] GroupError),
@@ -127,8 +131,10 @@ pub struct Incoming {
     pub to: String,
     /// Group, for group messages.
     pub group: Option<String>,
-    /// The text.
+    /// The text (empty for an attachment).
     pub text: String,
+    /// The attached file, if this message is one.
+    pub attachment: Option<AttachmentRef>,
     /// Sender's clock, unix milliseconds.
     pub sent_at: i64,
 }
@@ -421,6 +427,81 @@ impl Messenger {
         };
         let envelopes = self.encrypt_for_users(&[to], &payload).await?;
         Ok((id, envelopes))
+    }
+
+    /// Sends a file to `to`: compresses it by kind, encrypts it with a
+    /// fresh key, uploads the ciphertext, and sends the pointer, key and
+    /// hash end-to-end. Returns the message id.
+    pub async fn send_attachment(
+        &mut self,
+        to: &str,
+        path: &Path,
+    ) -> Result<String, MessengerError> {
+        let prepared = attachment::prepare(path)?;
+        let (key, blob, sha256) = attachment::seal(&prepared.bytes);
+        let token = self.token().await?;
+        let response = self
+            .http
+            .post(format!("{}/v1/attachments", self.state.server))
+            .bearer_auth(&token)
+            .header("content-type", "application/octet-stream")
+            .body(blob)
+            .send()
+            .await;
+        let created: api::AttachmentCreated =
+            read_response(&self.state.server, response, "attachment upload").await?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let payload = Payload::Attachment {
+            id: id.clone(),
+            sent_at: parley_signaling::now_ms(),
+            to: to.to_string(),
+            group: None,
+            attachment: AttachmentRef {
+                url: created.url,
+                key: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key),
+                sha256,
+                mime: prepared.mime,
+                size: prepared.bytes.len() as u64,
+                name: prepared.name,
+            },
+        };
+        let envelopes = self.encrypt_for_users(&[to], &payload).await?;
+        self.submit(envelopes).await?;
+        Ok(id)
+    }
+
+    /// Downloads an attachment, checks its hash and decrypts it.
+    pub async fn fetch_attachment(
+        &mut self,
+        reference: &AttachmentRef,
+    ) -> Result<Vec<u8>, MessengerError> {
+        let token = self.token().await?;
+        let unreachable = |source| MessengerError::Unreachable {
+            server: self.state.server.clone(),
+            source,
+        };
+        let response = self
+            .http
+            .get(format!("{}{}", self.state.server, reference.url))
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        if !response.status().is_success() {
+            let status = response.status().as_u16();
+            let body: Option<ErrorBody> = response.json().await.ok();
+            let (code, message) = body.map_or(("unknown".into(), "no details".into()), |b| {
+                (b.error, b.message)
+            });
+            return Err(MessengerError::Refused {
+                what: "attachment download",
+                status,
+                code,
+                message,
+            });
+        }
+        let blob = response.bytes().await.map_err(unreachable)?;
+        Ok(attachment::open(reference, &blob)?)
     }
 
     /// Encrypts `payload` for every device of `handles` and this user's
@@ -813,6 +894,23 @@ impl Messenger {
                 to,
                 group,
                 text,
+                attachment: None,
+                sent_at,
+            }),
+            Payload::Attachment {
+                id,
+                sent_at,
+                to,
+                group,
+                attachment,
+            } => Some(Incoming {
+                id,
+                from: sender.handle,
+                from_device: sender.device_id,
+                to,
+                group,
+                text: String::new(),
+                attachment: Some(attachment),
                 sent_at,
             }),
             Payload::Receipt { .. } | Payload::GroupKey { .. } => None,

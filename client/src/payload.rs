@@ -21,6 +21,19 @@ pub enum Payload {
         /// The text.
         text: String,
     },
+    /// A file: where its ciphertext is and the key that opens it.
+    Attachment {
+        /// Message id.
+        id: String,
+        /// Sender's clock, unix milliseconds.
+        sent_at: i64,
+        /// The recipient's handle.
+        to: String,
+        /// The group, for group messages.
+        group: Option<String>,
+        /// The pointer and key.
+        attachment: crate::attachment::AttachmentRef,
+    },
     /// A Megolm session key for a group, shared pairwise over Olm (never
     /// accepted inside a group message).
     GroupKey {
@@ -54,7 +67,7 @@ impl Payload {
     /// The id used to drop duplicates.
     pub fn dedupe_id(&self) -> String {
         match self {
-            Self::Text { id, .. } => id.clone(),
+            Self::Text { id, .. } | Self::Attachment { id, .. } => id.clone(),
             Self::GroupKey { session_id, .. } => format!("group-key:{session_id}"),
             Self::Receipt { ids, status } => format!("receipt:{status:?}:{}", ids.join(",")),
         }

@@ -15,7 +15,7 @@
 //! | Opus encode, decode, FEC decode, PLC | [`opus_codec`] |
 //! | I420 frames, source/sink traits | [`video`] |
 //! | H.264 encode (keyframe on demand), decode | [`h264`] |
-//! | WAV and Y4M files | [`wav_file`], [`y4m_file`] |
+//! | WAV, Y4M and Ogg Opus files | [`wav_file`], [`y4m_file`], [`ogg_opus_file`] |
 //! | synthetic media: tone, speech clip, moving test pattern | [`tone`], [`speech`], [`test_pattern`] |
 //! | RTP packets, sequence unwrapping, audio packetizer | [`rtp`] |
 //! | adaptive audio jitter buffer with FEC and concealment | [`jitter_buffer`] |
@@ -62,6 +62,7 @@ pub mod audio_simulation;
 pub mod h264;
 pub mod jitter_buffer;
 pub mod netsim;
+pub mod ogg_opus_file;
 pub mod opus_codec;
 pub mod quality;
 pub mod resample;

@@ -305,3 +305,14 @@ pub struct GroupInfo {
     /// Members' handles, sorted.
     pub members: Vec<String>,
 }
+
+/// The answer to `POST /v1/attachments`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AttachmentCreated {
+    /// Blob id.
+    pub id: String,
+    /// Path to download it from (relative to the server).
+    pub url: String,
+    /// Stored bytes.
+    pub size: i64,
+}

@@ -41,6 +41,9 @@ pub enum ApiError {
     /// The database failed.
     #[error("storage error")]
     Storage(#[from] sqlx::Error),
+    /// Something else inside the server failed (logged where it happened).
+    #[error("internal error")]
+    Internal,
 }
 
 impl ApiError {
@@ -55,7 +58,7 @@ impl ApiError {
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::QueueFull(_) => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
             Self::BadSignature(_) => (StatusCode::UNAUTHORIZED, "bad_signature"),
-            Self::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Self::Storage(_) | Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
 

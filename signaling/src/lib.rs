@@ -34,6 +34,7 @@
 //! | `GET /v1/devices/{id}/messages`, `POST .../ack` | own device | poll and ack the queue |
 //! | `POST /v1/groups`, `GET /v1/groups[/{id}]` | yes | create, list, show (members only) |
 //! | `POST /v1/groups/{id}/members`, `DELETE .../{handle}` | member / owner | membership |
+//! | `POST /v1/attachments`, `GET /v1/attachments/{id}` | yes | encrypted blobs, streamed to disk, size-capped |
 //! | `GET /v1/ws` | yes | push delivery, acks and sends on one socket |
 //!
 //! Errors are JSON `{"error": code, "message": text}` with a matching
@@ -41,6 +42,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod attachments;
 pub mod auth;
 pub mod error;
 pub mod hub;
@@ -71,8 +73,12 @@ pub struct ServerConfig {
     /// Undelivered envelopes one device may have queued before senders
     /// get `queue_full`.
     pub max_queue: i64,
-    /// Largest request body.
+    /// Largest request body (JSON routes).
     pub max_body_bytes: usize,
+    /// Largest attachment blob.
+    pub max_attachment_bytes: u64,
+    /// Where attachment blobs are stored.
+    pub blob_dir: std::path::PathBuf,
 }
 
 impl Default for ServerConfig {
@@ -83,6 +89,8 @@ impl Default for ServerConfig {
             link_code_ttl: Duration::from_secs(600),
             max_queue: 10_000,
             max_body_bytes: 1024 * 1024,
+            max_attachment_bytes: 25 * 1024 * 1024,
+            blob_dir: std::path::PathBuf::from("parley-data/blobs"),
         }
     }
 }
@@ -160,6 +168,8 @@ pub fn app(state: AppState) -> Router {
             "/v1/groups/{group_id}/members/{handle}",
             axum::routing::delete(routes::remove_member),
         )
+        .route("/v1/attachments", post(attachments::upload))
+        .route("/v1/attachments/{id}", get(attachments::download))
         .route("/v1/ws", get(ws::upgrade))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(max_body))

@@ -569,6 +569,37 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Records an uploaded blob.
+    pub async fn create_attachment(
+        &self,
+        id: &str,
+        owner_device: &str,
+        size: i64,
+        now: i64,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO attachments (id, owner_device, size, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(id)
+        .bind(owner_device)
+        .bind(size)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A blob's size, if it exists.
+    pub async fn attachment_size(&self, id: &str) -> Result<Option<i64>, sqlx::Error> {
+        let row = sqlx::query("SELECT size FROM attachments WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+}
+
 async fn insert_device(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     user_id: &str,

@@ -5,7 +5,8 @@
 //! parley link                         # on an existing device: print a link code
 //! parley link --join <handle> <code>  # on the new device
 //! parley send <handle|group> <text>
-//! parley inbox [--json] [--follow]
+//! parley attach <handle> <file>      # WAV -> Opus voice note, images -> JPEG
+//! parley inbox [--json] [--follow] [--download DIR]
 //! parley group create <name> | add <group> <handle> | remove <group> <handle> | list
 //! ```
 //!
@@ -71,6 +72,14 @@ enum Command {
         /// The message.
         text: String,
     },
+    /// Send a file: a WAV becomes an Opus voice note, an image a JPEG under
+    /// 1 MB; it is encrypted before it leaves the device.
+    Attach {
+        /// Recipient handle.
+        to: String,
+        /// The file.
+        file: PathBuf,
+    },
     /// Create groups and manage their members.
     Group {
         #[command(subcommand)]
@@ -82,8 +91,11 @@ enum Command {
         #[arg(long)]
         json: bool,
         /// Keep receiving instead of exiting.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "download")]
         follow: bool,
+        /// Download, verify and decrypt attachments into this directory.
+        #[arg(long)]
+        download: Option<PathBuf>,
     },
 }
 
@@ -203,7 +215,19 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Inbox { json, follow } => {
+        Command::Attach { to, file } => {
+            let mut m = open(&cli.server, &dir).await?;
+            let id = m
+                .send_attachment(&to, &file)
+                .await
+                .context("sending the attachment")?;
+            println!("sent {id}");
+        }
+        Command::Inbox {
+            json,
+            follow,
+            download,
+        } => {
             let mut m = open(&cli.server, &dir).await?;
             let own = m.handle().to_string();
             let mode = if follow {
@@ -211,9 +235,33 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 ReceiveMode::Drain
             };
-            m.receive(mode, |msg| print_message(&msg, &own, json))
-                .await
-                .context("receiving")?;
+            let mut attachments = Vec::new();
+            m.receive(mode, |msg| {
+                print_message(&msg, &own, json);
+                if let Some(a) = msg.attachment {
+                    attachments.push(a);
+                }
+            })
+            .await
+            .context("receiving")?;
+            if let Some(dir) = download {
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+                for a in attachments {
+                    let bytes = m
+                        .fetch_attachment(&a)
+                        .await
+                        .with_context(|| format!("downloading {}", a.name))?;
+                    // Only the file name: a sender cannot write outside DIR.
+                    let name = std::path::Path::new(&a.name)
+                        .file_name()
+                        .map_or_else(|| "attachment".into(), |n| n.to_owned());
+                    let path = dir.join(name);
+                    std::fs::write(&path, bytes)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!("saved {}", path.display());
+                }
+            }
         }
     }
     Ok(())
@@ -247,7 +295,7 @@ async fn require_group(m: &mut Messenger, name: &str) -> anyhow::Result<String> 
 
 fn print_message(msg: &Incoming, own: &str, json: bool) {
     if json {
-        let line = serde_json::json!({
+        let mut line = serde_json::json!({
             "id": msg.id,
             "from": msg.from,
             "to": msg.to,
@@ -255,7 +303,16 @@ fn print_message(msg: &Incoming, own: &str, json: bool) {
             "text": msg.text,
             "sent_at": msg.sent_at,
         });
+        if let Some(a) = &msg.attachment {
+            line["attachment"] =
+                serde_json::json!({ "name": a.name, "mime": a.mime, "size": a.size });
+        }
         println!("{line}");
+    } else if let Some(a) = &msg.attachment {
+        println!(
+            "[{}] sent {} ({}, {} bytes)",
+            msg.from, a.name, a.mime, a.size
+        );
     } else if let Some(group) = &msg.group {
         println!("[{} in {group}] {}", msg.from, msg.text);
     } else if msg.from == own {

@@ -33,6 +33,7 @@ pub fn start_server(data: &Path, log: &Path) -> Server {
             .init();
     });
     let db = format!("sqlite://{}", data.join("parley.db").display());
+    let blobs = data.join("blobs");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().unwrap();
@@ -40,7 +41,11 @@ pub fn start_server(data: &Path, log: &Path) -> Server {
             let store = Store::open(&db).await.unwrap();
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tx.send(listener.local_addr().unwrap()).unwrap();
-            let app = parley_signaling::app(AppState::new(store, ServerConfig::default()));
+            let config = ServerConfig {
+                blob_dir: blobs,
+                ..ServerConfig::default()
+            };
+            let app = parley_signaling::app(AppState::new(store, config));
             axum::serve(listener, app).await.unwrap();
         });
     });

@@ -28,6 +28,10 @@ impl TestServer {
 
     pub async fn with_config(config: ServerConfig) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let config = ServerConfig {
+            blob_dir: dir.path().join("blobs"),
+            ..config
+        };
         let url = match std::env::var("PARLEY_TEST_DATABASE_URL") {
             Ok(url) => url,
             Err(_) => format!("sqlite://{}", dir.path().join("server.db").display()),

@@ -52,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("opening {db}"))?;
     let config = ServerConfig {
         max_queue: args.max_queue,
+        blob_dir: args.data_dir.join("blobs"),
         ..ServerConfig::default()
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
