@@ -53,6 +53,10 @@ impl FromRequestParts<AppState> for AuthDevice {
             .token_device(&hash(&token), crate::now_ms())
             .await?
             .ok_or(ApiError::Unauthorized)?;
+        if let Err(wait) = state.limiter().check(&device_id, std::time::Instant::now()) {
+            state.metrics().rate_limited.inc();
+            return Err(ApiError::RateLimited(wait));
+        }
         let (user_id, info) = store
             .device(&device_id)
             .await?

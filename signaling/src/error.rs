@@ -32,6 +32,9 @@ pub enum ApiError {
     /// The body is larger than the server accepts.
     #[error("request body too large")]
     PayloadTooLarge,
+    /// The device is over its request rate.
+    #[error("too many requests; retry after {0:?}")]
+    RateLimited(std::time::Duration),
     /// The recipient's queue is full.
     #[error("device {0} has too many undelivered messages; try again later")]
     QueueFull(String),
@@ -57,6 +60,7 @@ impl ApiError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
             Self::QueueFull(_) => (StatusCode::TOO_MANY_REQUESTS, "queue_full"),
+            Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::BadSignature(_) => (StatusCode::UNAUTHORIZED, "bad_signature"),
             Self::Storage(_) | Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -76,7 +80,14 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status_and_code().0, Json(self.body())).into_response()
+        let mut response = (self.status_and_code().0, Json(self.body())).into_response();
+        if let Self::RateLimited(wait) = self {
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

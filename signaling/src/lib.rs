@@ -23,6 +23,7 @@
 //! | route | auth | what |
 //! |---|---|---|
 //! | `GET /healthz` | - | liveness |
+//! | `GET /metrics` | metrics token | Prometheus text format (off unless a token is set) |
 //! | `POST /v1/register` | - | new user + first device (keys signed by the device) |
 //! | `POST /v1/auth/challenge`, `POST /v1/auth/token` | - | signed challenge -> bearer token |
 //! | `POST /v1/link-codes` | yes | a one-time code for linking a new device |
@@ -46,6 +47,8 @@ pub mod attachments;
 pub mod auth;
 pub mod error;
 pub mod hub;
+pub mod metrics;
+pub mod rate_limit;
 pub mod routes;
 pub mod store;
 pub mod ws;
@@ -79,6 +82,12 @@ pub struct ServerConfig {
     pub max_attachment_bytes: u64,
     /// Where attachment blobs are stored.
     pub blob_dir: std::path::PathBuf,
+    /// Requests per second a device may make, sustained.
+    pub rate_per_second: f64,
+    /// Requests a device may make at once.
+    pub rate_burst: f64,
+    /// Bearer token for `/metrics`; without one the route is off.
+    pub metrics_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -91,6 +100,9 @@ impl Default for ServerConfig {
             max_body_bytes: 1024 * 1024,
             max_attachment_bytes: 25 * 1024 * 1024,
             blob_dir: std::path::PathBuf::from("parley-data/blobs"),
+            rate_per_second: 50.0,
+            rate_burst: 200.0,
+            metrics_token: None,
         }
     }
 }
@@ -105,6 +117,8 @@ struct Inner {
     store: Store,
     hub: Hub,
     config: ServerConfig,
+    metrics: metrics::Metrics,
+    limiter: rate_limit::RateLimiter,
 }
 
 impl AppState {
@@ -114,6 +128,8 @@ impl AppState {
             inner: Arc::new(Inner {
                 store,
                 hub: Hub::default(),
+                limiter: rate_limit::RateLimiter::new(config.rate_per_second, config.rate_burst),
+                metrics: metrics::Metrics::new(),
                 config,
             }),
         }
@@ -133,6 +149,16 @@ impl AppState {
     pub fn config(&self) -> &ServerConfig {
         &self.inner.config
     }
+
+    /// Counters.
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.inner.metrics
+    }
+
+    /// Per-device request limits.
+    pub fn limiter(&self) -> &rate_limit::RateLimiter {
+        &self.inner.limiter
+    }
 }
 
 /// The whole HTTP and websocket API.
@@ -140,6 +166,7 @@ pub fn app(state: AppState) -> Router {
     let max_body = state.config().max_body_bytes;
     Router::new()
         .route("/healthz", get(routes::healthz))
+        .route("/metrics", get(routes::metrics))
         .route("/v1/register", post(routes::register))
         .route("/v1/auth/challenge", post(routes::challenge))
         .route("/v1/auth/token", post(routes::token))

@@ -55,6 +55,29 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
+/// `GET /metrics`: Prometheus text format, behind its own token (it is an
+/// operator's endpoint, not a device's).
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<String, ApiError> {
+    let Some(expected) = &state.config().metrics_token else {
+        return Err(ApiError::NotFound(
+            "metrics are off; start the server with --metrics-token".into(),
+        ));
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    // Compare hashes, so the comparison's time says nothing about the token.
+    if given.map(hash) != Some(hash(expected)) {
+        return Err(ApiError::Unauthorized);
+    }
+    state.metrics().sessions.set(state.hub().connected() as i64);
+    Ok(state.metrics().render())
+}
+
 /// `POST /v1/register`.
 pub async fn register(
     State(state): State<AppState>,
@@ -75,6 +98,7 @@ pub async fn register(
         }
         Err(e) => return Err(e.into()),
     }
+    state.metrics().registrations.inc();
     tracing::info!(user = %user.id, device = %device.device_id, "registered");
     Ok(Json(DeviceCreated {
         user_id: user.id,
@@ -336,6 +360,10 @@ pub async fn accept_envelopes(
     for (e, bytes) in envelopes.iter().zip(&decoded) {
         store.store_envelope(from_device, e, bytes, now).await?;
     }
+    state
+        .metrics()
+        .envelopes_stored
+        .inc_by(envelopes.len() as u64);
     for e in envelopes {
         state.hub().notify(&e.to_device);
     }
@@ -382,6 +410,7 @@ pub async fn ack_messages(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     own_queue(&auth, &device_id)?;
     let deleted = state.store().ack(&device_id, &req.ids).await?;
+    state.metrics().envelopes_acked.inc_by(deleted);
     Ok(Json(serde_json::json!({ "deleted": deleted })))
 }
 

@@ -117,6 +117,7 @@ async fn deliver<Si: Sink<Message> + Unpin>(
             send(sink, &ServerFrame::Envelope(envelope))
                 .await
                 .map_err(|()| SessionError::Gone)?;
+            state.metrics().envelopes_pushed.inc();
             *cursor = seq;
         }
     }
@@ -139,7 +140,10 @@ async fn handle_frame(state: &AppState, device_id: &str, text: &str) -> Option<S
             })
         }
         ClientFrame::Ack { ids } => match state.store().ack(device_id, &ids).await {
-            Ok(_) => None,
+            Ok(deleted) => {
+                state.metrics().envelopes_acked.inc_by(deleted);
+                None
+            }
             Err(e) => Some(error_frame(e.into())),
         },
     }

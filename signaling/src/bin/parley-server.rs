@@ -26,6 +26,9 @@ struct Args {
     /// Directory for the SQLite database and (later) attachment blobs.
     #[arg(long, env = "PARLEY_DATA_DIR", default_value = "parley-data")]
     data_dir: PathBuf,
+    /// Bearer token that unlocks /metrics (off without one).
+    #[arg(long, env = "PARLEY_METRICS_TOKEN")]
+    metrics_token: Option<String>,
     /// Undelivered envelopes allowed per device.
     #[arg(long, default_value_t = ServerConfig::default().max_queue)]
     max_queue: i64,
@@ -53,6 +56,7 @@ async fn main() -> anyhow::Result<()> {
     let config = ServerConfig {
         max_queue: args.max_queue,
         blob_dir: args.data_dir.join("blobs"),
+        metrics_token: args.metrics_token,
         ..ServerConfig::default()
     };
     let listener = tokio::net::TcpListener::bind(args.listen)
