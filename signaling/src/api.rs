@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What a device proves it holds when it registers or links.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct DeviceKeys {
     /// Curve25519 identity key (Olm).
     pub identity_key: String,
@@ -23,7 +23,7 @@ pub fn registration_message(handle: &str, identity_key: &str, signing_key: &str)
 }
 
 /// `POST /v1/register`: a new user with its first device.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RegisterRequest {
     /// The user's handle: 3 to 32 characters, `a-z 0-9 _ . -`.
     pub handle: String,
@@ -32,7 +32,7 @@ pub struct RegisterRequest {
 }
 
 /// The answer to a registration or a link.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DeviceCreated {
     /// The user's id.
     pub user_id: String,
@@ -41,14 +41,14 @@ pub struct DeviceCreated {
 }
 
 /// `POST /v1/auth/challenge`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ChallengeRequest {
     /// The device that wants a token.
     pub device_id: String,
 }
 
 /// A challenge to sign; valid for a minute, usable once.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Challenge {
     /// Random bytes, base64.
     pub challenge: String,
@@ -60,7 +60,7 @@ pub fn challenge_message(device_id: &str, challenge: &str) -> String {
 }
 
 /// `POST /v1/auth/token`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TokenRequest {
     /// The device.
     pub device_id: String,
@@ -71,7 +71,7 @@ pub struct TokenRequest {
 }
 
 /// A bearer token for HTTP and the websocket.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Token {
     /// Send as `Authorization: Bearer <token>`.
     pub token: String,
@@ -81,7 +81,7 @@ pub struct Token {
 
 /// `POST /v1/link-codes` answer: a one-time code that lets a new device
 /// join the calling device's user.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LinkCode {
     /// Give this to the new device.
     pub code: String,
@@ -90,7 +90,7 @@ pub struct LinkCode {
 }
 
 /// `POST /v1/devices`: a new device joins a user with a link code.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LinkRequest {
     /// The user to join.
     pub handle: String,
@@ -101,7 +101,7 @@ pub struct LinkRequest {
 }
 
 /// A signed fallback key, handed out when one-time keys run out.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct SignedKey {
     /// Olm key id.
     pub key_id: String,
@@ -118,23 +118,24 @@ pub fn fallback_key_message(device_id: &str, key_id: &str, key: &str) -> String 
 
 /// `POST /v1/keys`: publish one-time keys and (optionally) a new fallback
 /// key.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, utoipa::ToSchema)]
 pub struct UploadKeys {
-    /// Olm key id -> Curve25519 public key.
+    /// Pairs of (Olm key id, Curve25519 public key).
+    #[schema(value_type = Vec<Vec<String>>)]
     pub one_time_keys: Vec<(String, String)>,
     /// A replacement fallback key.
     pub fallback_key: Option<SignedKey>,
 }
 
 /// How many unclaimed one-time keys the server holds for the device.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KeyCount {
     /// Unclaimed one-time keys.
     pub one_time_keys: i64,
 }
 
 /// A device in the directory.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct DeviceInfo {
     /// Device id.
     pub device_id: String,
@@ -147,14 +148,14 @@ pub struct DeviceInfo {
 }
 
 /// `POST /v1/keys/claim`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClaimRequest {
     /// Devices to start sessions with.
     pub device_ids: Vec<String>,
 }
 
 /// A key to start an Olm session with one device.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ClaimedKey {
     /// The device.
     pub device: DeviceInfo,
@@ -179,7 +180,7 @@ pub mod kind {
 }
 
 /// An envelope as a sender submits it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct OutgoingEnvelope {
     /// Client-generated id, unique per recipient device; resending the
     /// same id is a no-op.
@@ -196,21 +197,21 @@ pub struct OutgoingEnvelope {
 }
 
 /// `POST /v1/messages`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SendRequest {
     /// Envelopes to store and forward.
     pub envelopes: Vec<OutgoingEnvelope>,
 }
 
 /// The answer to a send: every envelope is stored durably.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SendResponse {
     /// Ids stored (including ones stored by an earlier, repeated send).
     pub stored: Vec<String>,
 }
 
 /// An envelope as the recipient gets it.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Envelope {
     /// The sender's id for it.
     pub id: String,
@@ -230,7 +231,7 @@ pub struct Envelope {
 }
 
 /// `POST /v1/devices/{device_id}/messages/ack`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AckRequest {
     /// Envelope ids the device has processed; the server deletes them.
     pub ids: Vec<String>,
@@ -271,7 +272,7 @@ pub enum ServerFrame {
 }
 
 /// Every error, on HTTP and the websocket.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// Stable machine-readable code (`unauthorized`, `queue_full`, ...).
     pub error: String,
@@ -280,21 +281,21 @@ pub struct ErrorBody {
 }
 
 /// `POST /v1/groups`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CreateGroup {
     /// Display name.
     pub name: String,
 }
 
 /// `POST /v1/groups/{id}/members`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AddMember {
     /// The user to add.
     pub handle: String,
 }
 
 /// A group and its members.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct GroupInfo {
     /// Group id.
     pub group_id: String,
@@ -307,7 +308,7 @@ pub struct GroupInfo {
 }
 
 /// The answer to `POST /v1/attachments`.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct AttachmentCreated {
     /// Blob id.
     pub id: String,

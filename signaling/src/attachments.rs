@@ -12,12 +12,13 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use crate::api::AttachmentCreated;
+use crate::api::{AttachmentCreated, ErrorBody};
 use crate::auth::AuthDevice;
 use crate::error::ApiError;
 use crate::{AppState, now_ms};
 
 /// `POST /v1/attachments`: the body is the ciphertext.
+#[utoipa::path(post, path = "/v1/attachments", tag = "attachments", security(("bearer" = [])), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The encrypted blob"), responses((status = 200, body = AttachmentCreated), (status = 413, body = ErrorBody)))]
 pub async fn upload(
     State(state): State<AppState>,
     auth: AuthDevice,
@@ -71,6 +72,7 @@ pub async fn upload(
 }
 
 /// `GET /v1/attachments/{id}`: streams the ciphertext back.
+#[utoipa::path(get, path = "/v1/attachments/{id}", tag = "attachments", security(("bearer" = [])), params(("id" = String, Path)), responses((status = 200, description = "The encrypted blob", content_type = "application/octet-stream", body = Vec<u8>), (status = 404, body = ErrorBody)))]
 pub async fn download(
     State(state): State<AppState>,
     _auth: AuthDevice,

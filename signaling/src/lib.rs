@@ -22,6 +22,7 @@
 //!
 //! | route | auth | what |
 //! |---|---|---|
+//! | `GET /openapi.json` | - | this table as an OpenAPI 3.1 document |
 //! | `GET /healthz` | - | liveness |
 //! | `GET /metrics` | metrics token | Prometheus text format (off unless a token is set) |
 //! | `POST /v1/register` | - | new user + first device (keys signed by the device) |
@@ -58,7 +59,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::get;
 
 use crate::error::ApiError;
 use crate::hub::Hub;
@@ -161,43 +162,70 @@ impl AppState {
     }
 }
 
-/// The whole HTTP and websocket API.
+/// The OpenAPI document's frame: title, security schemes; the paths come
+/// from the handlers' `#[utoipa::path]` as they are routed in [`app`].
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "Parley signaling API",
+        description = "Devices, key directory and end-to-end encrypted envelope relay. \
+            Errors are JSON {\"error\": code, \"message\": text}."
+    ),
+    modifiers(&SecuritySchemes)
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let bearer =
+            || SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build());
+        components.add_security_scheme("bearer", bearer());
+        components.add_security_scheme("metrics_token", bearer());
+    }
+}
+
+/// The whole HTTP and websocket API, and its OpenAPI document at
+/// `/openapi.json` (built from the same registrations, so the two cannot
+/// drift apart).
 pub fn app(state: AppState) -> Router {
+    use utoipa::OpenApi;
+    use utoipa_axum::router::OpenApiRouter;
+    use utoipa_axum::routes;
+
     let max_body = state.config().max_body_bytes;
-    Router::new()
-        .route("/healthz", get(routes::healthz))
-        .route("/metrics", get(routes::metrics))
-        .route("/v1/register", post(routes::register))
-        .route("/v1/auth/challenge", post(routes::challenge))
-        .route("/v1/auth/token", post(routes::token))
-        .route("/v1/link-codes", post(routes::create_link_code))
-        .route("/v1/devices", post(routes::link_device))
-        .route("/v1/keys", post(routes::upload_keys))
-        .route("/v1/keys/count", get(routes::key_count))
-        .route("/v1/keys/claim", post(routes::claim_keys))
-        .route("/v1/users/{handle}/devices", get(routes::user_devices))
-        .route("/v1/messages", post(routes::send))
+    let (router, doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(routes::healthz))
+        .routes(routes!(routes::metrics))
+        .routes(routes!(routes::register))
+        .routes(routes!(routes::challenge))
+        .routes(routes!(routes::token))
+        .routes(routes!(routes::create_link_code))
+        .routes(routes!(routes::link_device))
+        .routes(routes!(routes::upload_keys))
+        .routes(routes!(routes::key_count))
+        .routes(routes!(routes::claim_keys))
+        .routes(routes!(routes::user_devices))
+        .routes(routes!(routes::send))
+        .routes(routes!(routes::fetch_messages))
+        .routes(routes!(routes::ack_messages))
+        .routes(routes!(routes::create_group, routes::list_groups))
+        .routes(routes!(routes::get_group))
+        .routes(routes!(routes::add_member))
+        .routes(routes!(routes::remove_member))
+        .routes(routes!(attachments::upload))
+        .routes(routes!(attachments::download))
+        .routes(routes!(ws::upgrade))
+        .split_for_parts();
+    let doc = Arc::new(doc);
+    router
         .route(
-            "/v1/devices/{device_id}/messages",
-            get(routes::fetch_messages),
+            "/openapi.json",
+            get(move || async move { axum::Json(doc.as_ref().clone()) }),
         )
-        .route(
-            "/v1/devices/{device_id}/messages/ack",
-            post(routes::ack_messages),
-        )
-        .route(
-            "/v1/groups",
-            post(routes::create_group).get(routes::list_groups),
-        )
-        .route("/v1/groups/{group_id}", get(routes::get_group))
-        .route("/v1/groups/{group_id}/members", post(routes::add_member))
-        .route(
-            "/v1/groups/{group_id}/members/{handle}",
-            axum::routing::delete(routes::remove_member),
-        )
-        .route("/v1/attachments", post(attachments::upload))
-        .route("/v1/attachments/{id}", get(attachments::download))
-        .route("/v1/ws", get(ws::upgrade))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)

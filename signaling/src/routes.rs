@@ -51,12 +51,14 @@ fn new_device(handle: &str, keys: &DeviceKeys) -> Result<DeviceInfo, ApiError> {
 }
 
 /// `GET /healthz`.
+#[utoipa::path(get, path = "/healthz", tag = "server", responses((status = 200, description = "The server is up", body = String)))]
 pub async fn healthz() -> &'static str {
     "ok"
 }
 
 /// `GET /metrics`: Prometheus text format, behind its own token (it is an
 /// operator's endpoint, not a device's).
+#[utoipa::path(get, path = "/metrics", tag = "server", security(("metrics_token" = [])), responses((status = 200, description = "Prometheus text format", body = String), (status = 401, body = ErrorBody), (status = 404, description = "Metrics are off", body = ErrorBody)))]
 pub async fn metrics(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
@@ -79,6 +81,7 @@ pub async fn metrics(
 }
 
 /// `POST /v1/register`.
+#[utoipa::path(post, path = "/v1/register", tag = "devices", request_body = RegisterRequest, responses((status = 200, body = DeviceCreated), (status = 400, body = ErrorBody), (status = 401, description = "Bad signature", body = ErrorBody), (status = 409, description = "Handle taken", body = ErrorBody)))]
 pub async fn register(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<RegisterRequest>,
@@ -107,6 +110,7 @@ pub async fn register(
 }
 
 /// `POST /v1/auth/challenge`.
+#[utoipa::path(post, path = "/v1/auth/challenge", tag = "auth", request_body = ChallengeRequest, responses((status = 200, body = Challenge), (status = 404, body = ErrorBody)))]
 pub async fn challenge(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<ChallengeRequest>,
@@ -124,6 +128,7 @@ pub async fn challenge(
 }
 
 /// `POST /v1/auth/token`.
+#[utoipa::path(post, path = "/v1/auth/token", tag = "auth", request_body = TokenRequest, responses((status = 200, body = Token), (status = 401, body = ErrorBody)))]
 pub async fn token(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<TokenRequest>,
@@ -151,6 +156,7 @@ pub async fn token(
 }
 
 /// `POST /v1/link-codes`: an existing device authorises a new one.
+#[utoipa::path(post, path = "/v1/link-codes", tag = "devices", security(("bearer" = [])), responses((status = 200, body = LinkCode), (status = 401, body = ErrorBody)))]
 pub async fn create_link_code(
     State(state): State<AppState>,
     auth: AuthDevice,
@@ -165,6 +171,7 @@ pub async fn create_link_code(
 }
 
 /// `POST /v1/devices`: a new device joins with a link code.
+#[utoipa::path(post, path = "/v1/devices", tag = "devices", request_body = LinkRequest, responses((status = 200, body = DeviceCreated), (status = 403, description = "Invalid or expired code", body = ErrorBody)))]
 pub async fn link_device(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<LinkRequest>,
@@ -198,6 +205,7 @@ pub async fn link_device(
 }
 
 /// `POST /v1/keys`.
+#[utoipa::path(post, path = "/v1/keys", tag = "keys", security(("bearer" = [])), request_body = UploadKeys, responses((status = 200, body = KeyCount), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
 pub async fn upload_keys(
     State(state): State<AppState>,
     auth: AuthDevice,
@@ -234,6 +242,7 @@ pub async fn upload_keys(
 }
 
 /// `GET /v1/keys/count`.
+#[utoipa::path(get, path = "/v1/keys/count", tag = "keys", security(("bearer" = [])), responses((status = 200, body = KeyCount), (status = 401, body = ErrorBody)))]
 pub async fn key_count(
     State(state): State<AppState>,
     auth: AuthDevice,
@@ -244,6 +253,7 @@ pub async fn key_count(
 }
 
 /// `GET /v1/users/{handle}/devices`.
+#[utoipa::path(get, path = "/v1/users/{handle}/devices", tag = "keys", security(("bearer" = [])), params(("handle" = String, Path, description = "User handle")), responses((status = 200, body = Vec<DeviceInfo>), (status = 404, body = ErrorBody)))]
 pub async fn user_devices(
     State(state): State<AppState>,
     _auth: AuthDevice,
@@ -257,6 +267,7 @@ pub async fn user_devices(
 }
 
 /// `POST /v1/keys/claim`.
+#[utoipa::path(post, path = "/v1/keys/claim", tag = "keys", security(("bearer" = [])), request_body = ClaimRequest, responses((status = 200, body = Vec<ClaimedKey>), (status = 404, body = ErrorBody)))]
 pub async fn claim_keys(
     State(state): State<AppState>,
     _auth: AuthDevice,
@@ -371,6 +382,7 @@ pub async fn accept_envelopes(
 }
 
 /// `POST /v1/messages`.
+#[utoipa::path(post, path = "/v1/messages", tag = "messages", security(("bearer" = [])), request_body = SendRequest, responses((status = 200, description = "Every envelope is stored", body = SendResponse), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, description = "Queue full or rate limited", body = ErrorBody)))]
 pub async fn send(
     State(state): State<AppState>,
     auth: AuthDevice,
@@ -391,6 +403,7 @@ fn own_queue(auth: &AuthDevice, device_id: &str) -> Result<(), ApiError> {
 
 /// `GET /v1/devices/{device_id}/messages`: the queue, for clients that
 /// poll instead of holding a websocket (bots).
+#[utoipa::path(get, path = "/v1/devices/{device_id}/messages", tag = "messages", security(("bearer" = [])), params(("device_id" = String, Path, description = "Must be the caller's device")), responses((status = 200, body = Vec<Envelope>), (status = 403, body = ErrorBody)))]
 pub async fn fetch_messages(
     State(state): State<AppState>,
     auth: AuthDevice,
@@ -402,6 +415,7 @@ pub async fn fetch_messages(
 }
 
 /// `POST /v1/devices/{device_id}/messages/ack`.
+#[utoipa::path(post, path = "/v1/devices/{device_id}/messages/ack", tag = "messages", security(("bearer" = [])), params(("device_id" = String, Path, description = "Must be the caller's device")), request_body = AckRequest, responses((status = 200, description = "How many were deleted"), (status = 403, body = ErrorBody)))]
 pub async fn ack_messages(
     State(state): State<AppState>,
     auth: AuthDevice,
@@ -415,6 +429,7 @@ pub async fn ack_messages(
 }
 
 /// `POST /v1/groups`.
+#[utoipa::path(post, path = "/v1/groups", tag = "groups", security(("bearer" = [])), request_body = CreateGroup, responses((status = 200, body = GroupInfo), (status = 400, body = ErrorBody)))]
 pub async fn create_group(
     State(state): State<AppState>,
     auth: AuthDevice,
@@ -450,6 +465,7 @@ async fn member_view(
 }
 
 /// `GET /v1/groups/{id}`.
+#[utoipa::path(get, path = "/v1/groups/{group_id}", tag = "groups", security(("bearer" = [])), params(("group_id" = String, Path)), responses((status = 200, body = GroupInfo), (status = 404, description = "No such group, or not a member", body = ErrorBody)))]
 pub async fn get_group(
     State(state): State<AppState>,
     auth: AuthDevice,
@@ -459,6 +475,7 @@ pub async fn get_group(
 }
 
 /// `GET /v1/groups`: the caller's groups.
+#[utoipa::path(get, path = "/v1/groups", tag = "groups", security(("bearer" = [])), responses((status = 200, body = Vec<GroupInfo>)))]
 pub async fn list_groups(
     State(state): State<AppState>,
     auth: AuthDevice,
@@ -474,6 +491,7 @@ pub async fn list_groups(
 }
 
 /// `POST /v1/groups/{id}/members`: any member may add.
+#[utoipa::path(post, path = "/v1/groups/{group_id}/members", tag = "groups", security(("bearer" = [])), params(("group_id" = String, Path)), request_body = AddMember, responses((status = 200, body = GroupInfo), (status = 404, body = ErrorBody)))]
 pub async fn add_member(
     State(state): State<AppState>,
     auth: AuthDevice,
@@ -492,6 +510,7 @@ pub async fn add_member(
 
 /// `DELETE /v1/groups/{id}/members/{handle}`: the owner removes anyone;
 /// a member removes only themself (leaves).
+#[utoipa::path(delete, path = "/v1/groups/{group_id}/members/{handle}", tag = "groups", security(("bearer" = [])), params(("group_id" = String, Path), ("handle" = String, Path)), responses((status = 200, body = GroupInfo), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn remove_member(
     State(state): State<AppState>,
     auth: AuthDevice,

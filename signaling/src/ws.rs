@@ -25,6 +25,7 @@ pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
 const BATCH: i64 = 100;
 
 /// `GET /v1/ws`.
+#[utoipa::path(get, path = "/v1/ws", tag = "messages", security(("bearer" = [])), params(("access_token" = Option<String>, Query, description = "Token, for clients that cannot set headers")), responses((status = 101, description = "Websocket: JSON frames, see ClientFrame and ServerFrame in the docs"), (status = 401, body = ErrorBody)))]
 pub async fn upgrade(
     State(state): State<AppState>,
     auth: AuthDevice,
