@@ -29,4 +29,5 @@ pub mod olm_machine;
 pub mod payload;
 pub mod vault;
 
-pub use messenger::{Incoming, Messenger, MessengerError, ReceiveMode};
+pub use messenger::{Event, Incoming, Messenger, MessengerError, Receipt, ReceiveMode};
+pub use payload::ReceiptStatus;

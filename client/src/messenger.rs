@@ -26,7 +26,7 @@ use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 use crate::attachment::{self, AttachmentError, AttachmentRef};
 use crate::group_sessions::{self, GroupError, GroupSessions, GroupSessionsPickle, KeyShare};
 use crate::olm_machine::{OlmError, OlmMachine, OlmPickle};
-use crate::payload::Payload;
+use crate::payload::{Payload, ReceiptStatus};
 use crate::vault::{KeySource, Vault, VaultError};
 
 /// One-time keys kept published: enough for a burst of new contacts.
@@ -137,6 +137,28 @@ pub struct Incoming {
     pub attachment: Option<AttachmentRef>,
     /// Sender's clock, unix milliseconds.
     pub sent_at: i64,
+}
+
+/// A delivery or read receipt from another device.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    /// Who sent the receipt.
+    pub from: String,
+    /// Their device.
+    pub from_device: String,
+    /// The messages it is about.
+    pub ids: Vec<String>,
+    /// Delivered or read.
+    pub status: ReceiptStatus,
+}
+
+/// Something that arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A message (text or attachment).
+    Message(Incoming),
+    /// A receipt for messages this user sent.
+    Receipt(Receipt),
 }
 
 /// How `receive` should end.
@@ -758,13 +780,29 @@ impl Messenger {
         .await
     }
 
-    /// Receives over the websocket: decrypts each envelope, drops
-    /// duplicates, hands new messages to `on_message`, saves, and acks.
-    /// With [`ReceiveMode::Drain`] it returns once the queue is empty.
+    /// Receives messages only (see [`receive_events`](Self::receive_events)).
     pub async fn receive(
         &mut self,
         mode: ReceiveMode,
         mut on_message: impl FnMut(Incoming),
+    ) -> Result<(), MessengerError> {
+        self.receive_events(mode, |event| {
+            if let Event::Message(m) = event {
+                on_message(m);
+            }
+        })
+        .await
+    }
+
+    /// Receives over the websocket: decrypts each envelope, drops
+    /// duplicates, hands new messages and receipts to `on_event`, saves,
+    /// and acks. Messages from other users are answered with a delivery
+    /// receipt once the queue is drained (and then as each arrives). With
+    /// [`ReceiveMode::Drain`] it returns once the queue is empty.
+    pub async fn receive_events(
+        &mut self,
+        mode: ReceiveMode,
+        mut on_event: impl FnMut(Event),
     ) -> Result<(), MessengerError> {
         let token = self.token().await?;
         let url = ws_url(&self.state.server);
@@ -781,6 +819,8 @@ impl Messenger {
         let (mut socket, _) = tokio_tungstenite::connect_async(request)
             .await
             .map_err(|e| MessengerError::WebSocket(Box::new(e)))?;
+        let mut pending_receipts: Vec<(String, String)> = Vec::new();
+        let mut drained = false;
         while let Some(frame) = socket.next().await {
             let frame = frame.map_err(|e| MessengerError::WebSocket(Box::new(e)))?;
             let text = match frame {
@@ -794,7 +834,14 @@ impl Messenger {
                 ServerFrame::Envelope(envelope) => {
                     let id = envelope.id.clone();
                     match self.open_envelope(&envelope).await {
-                        Ok(Some(message)) => on_message(message),
+                        Ok(Some(event)) => {
+                            if let Event::Message(m) = &event
+                                && m.from != self.state.handle
+                            {
+                                pending_receipts.push((m.from.clone(), m.id.clone()));
+                            }
+                            on_event(event);
+                        }
                         Ok(None) => {}
                         // An envelope that can never be decrypted is
                         // dropped (and said so) rather than blocking the
@@ -813,8 +860,18 @@ impl Messenger {
                         ))
                         .await
                         .map_err(|e| MessengerError::WebSocket(Box::new(e)))?;
+                    if drained {
+                        self.send_receipts(&mut pending_receipts, ReceiptStatus::Delivered)
+                            .await?;
+                    }
                 }
-                ServerFrame::Drained if mode == ReceiveMode::Drain => {
+                ServerFrame::Drained => {
+                    drained = true;
+                    self.send_receipts(&mut pending_receipts, ReceiptStatus::Delivered)
+                        .await?;
+                    if mode == ReceiveMode::Follow {
+                        continue;
+                    }
                     let _ = socket.close(None).await;
                     // Let the close (and the acks before it) reach the
                     // server before returning.
@@ -824,7 +881,7 @@ impl Messenger {
                     .await;
                     break;
                 }
-                ServerFrame::Drained | ServerFrame::Stored { .. } => {}
+                ServerFrame::Stored { .. } => {}
                 ServerFrame::Error(e) => {
                     tracing::warn!(error = %e.error, message = %e.message, "server error")
                 }
@@ -833,12 +890,38 @@ impl Messenger {
         self.publish_keys().await
     }
 
+    /// Tells the senders of `pending` (sender handle, message id) that
+    /// their messages arrived or were read: one receipt per sender, which
+    /// is itself never answered with a receipt.
+    async fn send_receipts(
+        &mut self,
+        pending: &mut Vec<(String, String)>,
+        status: ReceiptStatus,
+    ) -> Result<(), MessengerError> {
+        let mut by_sender: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for (from, id) in pending.drain(..) {
+            by_sender.entry(from).or_default().push(id);
+        }
+        for (from, ids) in by_sender {
+            let payload = Payload::Receipt { ids, status };
+            let envelopes = self.encrypt_for_users(&[from.as_str()], &payload).await?;
+            self.submit(envelopes).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends read receipts for messages from `from`.
+    pub async fn mark_read(&mut self, from: &str, ids: Vec<String>) -> Result<(), MessengerError> {
+        let mut pending = ids.into_iter().map(|id| (from.to_string(), id)).collect();
+        self.send_receipts(&mut pending, ReceiptStatus::Read).await
+    }
+
     /// Decrypts one envelope. `None` for duplicates and payloads that are
-    /// not user messages.
+    /// not for the user (key shares).
     async fn open_envelope(
         &mut self,
         envelope: &Envelope,
-    ) -> Result<Option<Incoming>, MessengerError> {
+    ) -> Result<Option<Event>, MessengerError> {
         if self.olm.known(&envelope.from_device).is_none() {
             let devices = self.devices_of(&envelope.from_handle).await?;
             let device = devices
@@ -887,7 +970,7 @@ impl Messenger {
                 to,
                 group,
                 text,
-            } => Some(Incoming {
+            } => Some(Event::Message(Incoming {
                 id,
                 from: sender.handle,
                 from_device: sender.device_id,
@@ -896,14 +979,14 @@ impl Messenger {
                 text,
                 attachment: None,
                 sent_at,
-            }),
+            })),
             Payload::Attachment {
                 id,
                 sent_at,
                 to,
                 group,
                 attachment,
-            } => Some(Incoming {
+            } => Some(Event::Message(Incoming {
                 id,
                 from: sender.handle,
                 from_device: sender.device_id,
@@ -912,8 +995,14 @@ impl Messenger {
                 text: String::new(),
                 attachment: Some(attachment),
                 sent_at,
-            }),
-            Payload::Receipt { .. } | Payload::GroupKey { .. } => None,
+            })),
+            Payload::Receipt { ids, status } => Some(Event::Receipt(Receipt {
+                from: sender.handle,
+                from_device: sender.device_id,
+                ids,
+                status,
+            })),
+            Payload::GroupKey { .. } => None,
         })
     }
 
@@ -956,7 +1045,7 @@ impl Messenger {
     pub async fn decrypt_envelope(
         &mut self,
         envelope: &Envelope,
-    ) -> Result<Option<Incoming>, MessengerError> {
+    ) -> Result<Option<Event>, MessengerError> {
         let opened = self.open_envelope(envelope).await;
         self.save()?;
         opened

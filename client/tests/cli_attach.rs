@@ -34,4 +34,21 @@ fn cli_attaches_and_downloads_a_file() {
     assert_eq!(m["attachment"]["name"], "report.pdf");
     assert_eq!(m["attachment"]["size"], 50_000);
     assert_eq!(std::fs::read(downloads.join("report.pdf")).unwrap(), bytes);
+
+    // Bob's inbox sent a delivery and a read receipt; alice sees both.
+    let receipts = parley(
+        &server.url,
+        &dir(&alice),
+        &["inbox", "--json", "--receipts"],
+    );
+    let kinds: Vec<String> = receipts
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["receipt"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(kinds, ["delivered", "read"], "{receipts}");
 }

@@ -49,7 +49,8 @@ async fn metrics_need_their_token_and_count_traffic() {
             .unwrap()
     };
     assert_eq!(value("parley_registrations_total"), 2.0);
-    assert_eq!(value("parley_envelopes_stored_total"), 1.0);
+    // The message, and bob's delivery receipt back to alice.
+    assert_eq!(value("parley_envelopes_stored_total"), 2.0);
     assert_eq!(value("parley_envelopes_pushed_total"), 1.0);
     assert_eq!(value("parley_envelopes_acked_total"), 1.0);
 }

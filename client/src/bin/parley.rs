@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use parley_client::vault::KeySource;
-use parley_client::{Incoming, Messenger, ReceiveMode};
+use parley_client::{Event, Incoming, Messenger, Receipt, ReceiptStatus, ReceiveMode};
 
 #[derive(Parser)]
 #[command(
@@ -96,6 +96,9 @@ enum Command {
         /// Download, verify and decrypt attachments into this directory.
         #[arg(long)]
         download: Option<PathBuf>,
+        /// Also print delivery and read receipts for messages you sent.
+        #[arg(long)]
+        receipts: bool,
     },
 }
 
@@ -227,6 +230,7 @@ async fn main() -> anyhow::Result<()> {
             json,
             follow,
             download,
+            receipts,
         } => {
             let mut m = open(&cli.server, &dir).await?;
             let own = m.handle().to_string();
@@ -236,14 +240,32 @@ async fn main() -> anyhow::Result<()> {
                 ReceiveMode::Drain
             };
             let mut attachments = Vec::new();
-            m.receive(mode, |msg| {
-                print_message(&msg, &own, json);
-                if let Some(a) = msg.attachment {
-                    attachments.push(a);
+            let mut shown: Vec<(String, String)> = Vec::new();
+            m.receive_events(mode, |event| match event {
+                Event::Message(msg) => {
+                    print_message(&msg, &own, json);
+                    if msg.from != own {
+                        shown.push((msg.from.clone(), msg.id.clone()));
+                    }
+                    if let Some(a) = msg.attachment {
+                        attachments.push(a);
+                    }
                 }
+                Event::Receipt(r) if receipts => print_receipt(&r, json),
+                Event::Receipt(_) => {}
             })
             .await
             .context("receiving")?;
+            // What was printed was read: tell the senders.
+            let mut by_sender: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+            for (from, id) in shown {
+                by_sender.entry(from).or_default().push(id);
+            }
+            for (from, ids) in by_sender {
+                m.mark_read(&from, ids)
+                    .await
+                    .context("sending read receipts")?;
+            }
             if let Some(dir) = download {
                 std::fs::create_dir_all(&dir)
                     .with_context(|| format!("creating {}", dir.display()))?;
@@ -291,6 +313,21 @@ async fn require_group(m: &mut Messenger, name: &str) -> anyhow::Result<String> 
     find_group(m, name)
         .await?
         .with_context(|| format!("you are in no group called {name:?}"))
+}
+
+fn print_receipt(r: &Receipt, json: bool) {
+    let status = match r.status {
+        ReceiptStatus::Delivered => "delivered",
+        ReceiptStatus::Read => "read",
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({ "receipt": status, "from": r.from, "ids": r.ids })
+        );
+    } else {
+        println!("[{} {status} {} message(s)]", r.from, r.ids.len());
+    }
 }
 
 fn print_message(msg: &Incoming, own: &str, json: bool) {
