@@ -35,8 +35,12 @@ if [ "$(id -u)" -eq 0 ]; then chown postgres "$dir"; fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
 as_postgres "$bin/initdb" -D "$dir/data" -A trust -U parley --no-sync >/dev/null
+# Tests do not need durability; benchmarks set PARLEY_PG_FSYNC=on so the
+# comparison with SQLite (synchronous=FULL) is fair.
+fsync="-c fsync=off"
+if [ "${PARLEY_PG_FSYNC:-off}" = "on" ]; then fsync=""; fi
 as_postgres "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
-  -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+  -o "-p $port -k $dir -c listen_addresses=127.0.0.1 $fsync" start >/dev/null
 as_postgres "$bin/createdb" -h 127.0.0.1 -p "$port" -U parley parley_test
 
 if [ -n "${PARLEY_PG_DIR_FILE:-}" ]; then echo "$dir" > "$PARLEY_PG_DIR_FILE"; fi

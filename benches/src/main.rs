@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! parley-bench audio-loss [--runs 3] [--seed 1] [--json FILE]
+//! parley-bench signaling [--devices 1000] [--messages 20000] [--db URL] [--json FILE]
 //! ```
 
 use std::io::Write;
@@ -42,6 +43,25 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Many devices on one parley-server process: messages/s, delivery
+    /// latency p50/p99, and server memory per idle websocket.
+    Signaling {
+        /// Devices to register and connect.
+        #[arg(long, default_value_t = 1000)]
+        devices: usize,
+        /// Messages to deliver in all.
+        #[arg(long, default_value_t = 20_000)]
+        messages: usize,
+        /// Database URL for the server (default: SQLite in a temp dir).
+        #[arg(long)]
+        db: Option<String>,
+        /// The parley-server binary (default: next to this one).
+        #[arg(long)]
+        server: Option<PathBuf>,
+        /// Also write the results as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -53,7 +73,62 @@ fn main() -> anyhow::Result<()> {
             threads,
             json,
         } => audio_loss(runs, seed, protections, threads, json),
+        Command::Signaling {
+            devices,
+            messages,
+            db,
+            server,
+            json,
+        } => signaling(devices, messages, db, server, json),
     }
+}
+
+fn signaling(
+    devices: usize,
+    messages: usize,
+    db: Option<String>,
+    server: Option<PathBuf>,
+    json: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let server = match server {
+        Some(s) => s,
+        None => std::env::current_exe()?.with_file_name("parley-server"),
+    };
+    anyhow::ensure!(
+        server.exists(),
+        "{} not found: build it with `cargo build --release -p parley-signaling` or pass --server",
+        server.display()
+    );
+    // Each device holds a socket; make room for them.
+    let runtime = tokio::runtime::Runtime::new()?;
+    let report = runtime.block_on(parley_bench::signaling_load::run(
+        &server,
+        db.as_deref(),
+        devices,
+        messages,
+    ))?;
+    println!(
+        "| database | devices | messages | msg/s | p50 ms | p99 ms | max ms | server RSS idle MiB | connected MiB | KiB per idle connection |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {} | {} | {} | {:.0} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} | {:.1} |",
+        report.database,
+        report.devices,
+        report.messages,
+        report.messages_per_sec,
+        report.latency_ms_p50,
+        report.latency_ms_p99,
+        report.latency_ms_max,
+        report.server_rss_mib_before,
+        report.server_rss_mib_connected,
+        report.rss_kib_per_idle_connection
+    );
+    if let Some(path) = json {
+        std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn audio_loss(
