@@ -29,5 +29,5 @@ pub mod olm_machine;
 pub mod payload;
 pub mod vault;
 
-pub use messenger::{Event, Incoming, Messenger, MessengerError, Receipt, ReceiveMode};
+pub use messenger::{Connection, Event, Incoming, Messenger, MessengerError, Receipt, ReceiveMode};
 pub use payload::ReceiptStatus;

@@ -161,6 +161,59 @@ pub enum Event {
     Receipt(Receipt),
 }
 
+/// A device's open websocket.
+pub struct Connection {
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    pending_receipts: Vec<(String, String)>,
+    drained: bool,
+}
+
+impl Connection {
+    /// The next frame from the server; `None` once the connection closes.
+    /// Cancel-safe: dropping the future loses nothing.
+    pub async fn next_frame(&mut self) -> Option<Result<ServerFrame, MessengerError>> {
+        loop {
+            let frame = match self.socket.next().await? {
+                Ok(f) => f,
+                Err(e) => return Some(Err(MessengerError::WebSocket(Box::new(e)))),
+            };
+            let text = match frame {
+                tungstenite::Message::Text(t) => t,
+                tungstenite::Message::Close(_) => return None,
+                _ => continue,
+            };
+            return Some(
+                serde_json::from_str(text.as_str())
+                    .map_err(|e| MessengerError::Protocol(format!("bad frame from server: {e}"))),
+            );
+        }
+    }
+
+    /// Whether everything queued at connect time has been received.
+    pub fn drained(&self) -> bool {
+        self.drained
+    }
+
+    async fn send(&mut self, frame: &ClientFrame) -> Result<(), MessengerError> {
+        let text = serde_json::to_string(frame).expect("frames serialize");
+        self.socket
+            .send(tungstenite::Message::Text(text.into()))
+            .await
+            .map_err(|e| MessengerError::WebSocket(Box::new(e)))
+    }
+
+    /// Closes, letting acks already sent reach the server first.
+    pub async fn close(mut self) {
+        let _ = self.socket.close(None).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while self.socket.next().await.is_some() {}
+        })
+        .await;
+    }
+}
+
 /// How `receive` should end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReceiveMode {
@@ -804,6 +857,24 @@ impl Messenger {
         mode: ReceiveMode,
         mut on_event: impl FnMut(Event),
     ) -> Result<(), MessengerError> {
+        let mut conn = self.connect().await?;
+        while let Some(frame) = conn.next_frame().await {
+            let frame = frame?;
+            let drained = matches!(frame, ServerFrame::Drained);
+            for event in self.process_frame(&mut conn, frame).await? {
+                on_event(event);
+            }
+            if drained && mode == ReceiveMode::Drain {
+                conn.close().await;
+                break;
+            }
+        }
+        self.publish_keys().await
+    }
+
+    /// Opens this device's websocket. Drive it with
+    /// [`Connection::next_frame`] and [`process_frame`](Self::process_frame).
+    pub async fn connect(&mut self) -> Result<Connection, MessengerError> {
         let token = self.token().await?;
         let url = ws_url(&self.state.server);
         let mut request = url
@@ -816,78 +887,62 @@ impl Messenger {
                 .parse()
                 .expect("token is a valid header value"),
         );
-        let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        let (socket, _) = tokio_tungstenite::connect_async(request)
             .await
             .map_err(|e| MessengerError::WebSocket(Box::new(e)))?;
-        let mut pending_receipts: Vec<(String, String)> = Vec::new();
-        let mut drained = false;
-        while let Some(frame) = socket.next().await {
-            let frame = frame.map_err(|e| MessengerError::WebSocket(Box::new(e)))?;
-            let text = match frame {
-                tungstenite::Message::Text(t) => t,
-                tungstenite::Message::Close(_) => break,
-                _ => continue,
-            };
-            let frame: ServerFrame = serde_json::from_str(text.as_str())
-                .map_err(|e| MessengerError::Protocol(format!("bad frame from server: {e}")))?;
-            match frame {
-                ServerFrame::Envelope(envelope) => {
-                    let id = envelope.id.clone();
-                    match self.open_envelope(&envelope).await {
-                        Ok(Some(event)) => {
-                            if let Event::Message(m) = &event
-                                && m.from != self.state.handle
-                            {
-                                pending_receipts.push((m.from.clone(), m.id.clone()));
-                            }
-                            on_event(event);
+        Ok(Connection {
+            socket,
+            pending_receipts: Vec::new(),
+            drained: false,
+        })
+    }
+
+    /// Handles one frame: decrypts, saves, acks, and sends delivery
+    /// receipts when due. Run it to completion (it is not cancel-safe;
+    /// [`Connection::next_frame`] is).
+    pub async fn process_frame(
+        &mut self,
+        conn: &mut Connection,
+        frame: ServerFrame,
+    ) -> Result<Vec<Event>, MessengerError> {
+        let mut events = Vec::new();
+        match frame {
+            ServerFrame::Envelope(envelope) => {
+                let id = envelope.id.clone();
+                match self.open_envelope(&envelope).await {
+                    Ok(Some(event)) => {
+                        if let Event::Message(m) = &event
+                            && m.from != self.state.handle
+                        {
+                            conn.pending_receipts.push((m.from.clone(), m.id.clone()));
                         }
-                        Ok(None) => {}
-                        // An envelope that can never be decrypted is
-                        // dropped (and said so) rather than blocking the
-                        // queue for ever.
-                        Err(e) => {
-                            tracing::warn!(envelope = %id, error = %e, "dropping undecryptable envelope")
-                        }
+                        events.push(event);
                     }
-                    self.save()?;
-                    let ack = ClientFrame::Ack { ids: vec![id] };
-                    socket
-                        .send(tungstenite::Message::Text(
-                            serde_json::to_string(&ack)
-                                .expect("frames serialize")
-                                .into(),
-                        ))
-                        .await
-                        .map_err(|e| MessengerError::WebSocket(Box::new(e)))?;
-                    if drained {
-                        self.send_receipts(&mut pending_receipts, ReceiptStatus::Delivered)
-                            .await?;
+                    Ok(None) => {}
+                    // An envelope that can never be decrypted is dropped
+                    // (and said so) rather than blocking the queue for ever.
+                    Err(e) => {
+                        tracing::warn!(envelope = %id, error = %e, "dropping undecryptable envelope")
                     }
                 }
-                ServerFrame::Drained => {
-                    drained = true;
-                    self.send_receipts(&mut pending_receipts, ReceiptStatus::Delivered)
+                self.save()?;
+                conn.send(&ClientFrame::Ack { ids: vec![id] }).await?;
+                if conn.drained {
+                    self.send_receipts(&mut conn.pending_receipts, ReceiptStatus::Delivered)
                         .await?;
-                    if mode == ReceiveMode::Follow {
-                        continue;
-                    }
-                    let _ = socket.close(None).await;
-                    // Let the close (and the acks before it) reach the
-                    // server before returning.
-                    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-                        while socket.next().await.is_some() {}
-                    })
-                    .await;
-                    break;
-                }
-                ServerFrame::Stored { .. } => {}
-                ServerFrame::Error(e) => {
-                    tracing::warn!(error = %e.error, message = %e.message, "server error")
                 }
             }
+            ServerFrame::Drained => {
+                conn.drained = true;
+                self.send_receipts(&mut conn.pending_receipts, ReceiptStatus::Delivered)
+                    .await?;
+            }
+            ServerFrame::Stored { .. } => {}
+            ServerFrame::Error(e) => {
+                tracing::warn!(error = %e.error, message = %e.message, "server error")
+            }
         }
-        self.publish_keys().await
+        Ok(events)
     }
 
     /// Tells the senders of `pending` (sender handle, message id) that

@@ -5,6 +5,7 @@
 //! parley link                         # on an existing device: print a link code
 //! parley link --join <handle> <code>  # on the new device
 //! parley send <handle|group> <text>
+//! parley chat <handle|group>         # type lines to send; incoming shown live
 //! parley attach <handle> <file>      # WAV -> Opus voice note, images -> JPEG
 //! parley inbox [--json] [--follow] [--download DIR]
 //! parley group create <name> | add <group> <handle> | remove <group> <handle> | list
@@ -79,6 +80,12 @@ enum Command {
         to: String,
         /// The file.
         file: PathBuf,
+    },
+    /// Talk interactively: each line you type is sent; what arrives from
+    /// the conversation is shown as it comes. Ctrl-D (end of input) quits.
+    Chat {
+        /// A user's handle, or a group's name or id.
+        with: String,
     },
     /// Create groups and manage their members.
     Group {
@@ -194,6 +201,10 @@ async fn main() -> anyhow::Result<()> {
             .context("sending")?;
             println!("sent {id}");
         }
+        Command::Chat { with } => {
+            let mut m = open(&cli.server, &dir).await?;
+            chat(&mut m, &with).await?;
+        }
         Command::Group { action } => {
             let mut m = open(&cli.server, &dir).await?;
             match action {
@@ -293,6 +304,84 @@ async fn open(server: &str, dir: &std::path::Path) -> anyhow::Result<Messenger> 
     Messenger::open(dir, Some(server), passphrase)
         .await
         .with_context(|| format!("opening the device in {}", dir.display()))
+}
+
+/// The interactive conversation: stdin lines go out, the socket's events
+/// come in, multiplexed on one task so the device state has one owner.
+async fn chat(m: &mut Messenger, with: &str) -> anyhow::Result<()> {
+    let group = find_group(m, with).await?;
+    let own = m.handle().to_string();
+    // Blocking stdin on its own thread; lines arrive over a channel.
+    let (tx, mut lines) = tokio::sync::mpsc::channel::<String>(16);
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut conn = m.connect().await.context("connecting")?;
+    if std::io::stdin().is_terminal() {
+        eprintln!("chatting with {with}; type and press enter, Ctrl-D to quit");
+    }
+    let mut input_open = true;
+    loop {
+        // After the input ends, stay only until what was queued is shown.
+        if !input_open && conn.drained() {
+            break;
+        }
+        tokio::select! {
+            line = lines.recv(), if input_open => match line {
+                Some(text) if text.trim().is_empty() => {}
+                Some(text) => {
+                    match &group {
+                        Some(g) => m.send_group_text(g, &text).await,
+                        None => m.send_text(with, &text).await,
+                    }
+                    .context("sending")?;
+                }
+                None => input_open = false,
+            },
+            frame = conn.next_frame() => {
+                let Some(frame) = frame else { break };
+                let mut read = Vec::new();
+                for event in m.process_frame(&mut conn, frame?).await? {
+                    match event {
+                        Event::Message(msg) if in_conversation(&msg, with, group.as_deref()) => {
+                            print_message(&msg, &own, false);
+                            if msg.from != own {
+                                read.push((msg.from.clone(), msg.id.clone()));
+                            }
+                        }
+                        // Acked like everything else, so it must be shown:
+                        // marked, and not counted as read.
+                        Event::Message(msg) => {
+                            print!("(other chat) ");
+                            print_message(&msg, &own, false);
+                        }
+                        Event::Receipt(r) if r.from == with => print_receipt(&r, false),
+                        _ => {}
+                    }
+                }
+                for (from, id) in read {
+                    m.mark_read(&from, vec![id]).await.context("sending a read receipt")?;
+                }
+            }
+        }
+    }
+    conn.close().await;
+    m.publish_keys().await.context("publishing keys")?;
+    Ok(())
+}
+
+/// Whether a message belongs to the chat with `with` (a user, or the group
+/// `group`), including this user's own messages synced from other devices.
+fn in_conversation(msg: &Incoming, with: &str, group: Option<&str>) -> bool {
+    match group {
+        Some(g) => msg.group.as_deref() == Some(g),
+        None => msg.group.is_none() && (msg.from == with || msg.to == with),
+    }
 }
 
 /// The id of the caller's group named or identified by `name`, if any.
