@@ -19,7 +19,6 @@ use parley_signaling::api::{
     LinkRequest, OutgoingEnvelope, RegisterRequest, SendRequest, SendResponse, ServerFrame, Token,
     TokenRequest, UploadKeys,
 };
-use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
@@ -353,6 +352,35 @@ impl Messenger {
         &self.state.server
     }
 
+    /// POSTs JSON with this device's token.
+    async fn post<T: serde::de::DeserializeOwned>(
+        &mut self,
+        path: &str,
+        body: &impl Serialize,
+        what: &'static str,
+    ) -> Result<T, MessengerError> {
+        let token = self.token().await?;
+        post_json(
+            &self.http,
+            &self.state.server,
+            path,
+            Some(&token),
+            body,
+            what,
+        )
+        .await
+    }
+
+    /// GETs JSON with this device's token.
+    async fn get<T: serde::de::DeserializeOwned>(
+        &mut self,
+        path: &str,
+        what: &'static str,
+    ) -> Result<T, MessengerError> {
+        let token = self.token().await?;
+        get_json(&self.http, &self.state.server, path, &token, what).await
+    }
+
     fn save(&mut self) -> Result<(), MessengerError> {
         let saved = SavedRef {
             state: &self.state,
@@ -408,15 +436,7 @@ impl Messenger {
     /// Publishes one-time keys up to the target, and the fallback key if
     /// it is new.
     pub async fn publish_keys(&mut self) -> Result<(), MessengerError> {
-        let token = self.token().await?;
-        let count: KeyCount = get_json(
-            &self.http,
-            &self.state.server,
-            "/v1/keys/count",
-            &token,
-            "key count",
-        )
-        .await?;
+        let count: KeyCount = self.get("/v1/keys/count", "key count").await?;
         let device_id = self.state.device_id.clone();
         let fallback_key = self.olm.fallback_key(&device_id);
         let wanted = if count.one_time_keys < ONE_TIME_KEY_LOW {
@@ -435,44 +455,21 @@ impl Messenger {
             one_time_keys,
             fallback_key,
         };
-        let _: KeyCount = post_json(
-            &self.http,
-            &self.state.server,
-            "/v1/keys",
-            Some(&token),
-            &upload,
-            "key upload",
-        )
-        .await?;
+        let _: KeyCount = self.post("/v1/keys", &upload, "key upload").await?;
         self.olm.mark_published(upload.fallback_key.as_ref());
         self.save()
     }
 
     /// A code that lets a new device join this user (see [`link`](Self::link)).
     pub async fn create_link_code(&mut self) -> Result<LinkCode, MessengerError> {
-        let token = self.token().await?;
-        post_json(
-            &self.http,
-            &self.state.server,
-            "/v1/link-codes",
-            Some(&token),
-            &serde_json::json!({}),
-            "link code",
-        )
-        .await
+        self.post("/v1/link-codes", &serde_json::json!({}), "link code")
+            .await
     }
 
     /// The devices of a user, as the directory lists them.
     pub async fn devices_of(&mut self, handle: &str) -> Result<Vec<DeviceInfo>, MessengerError> {
-        let token = self.token().await?;
-        get_json(
-            &self.http,
-            &self.state.server,
-            &format!("/v1/users/{handle}/devices"),
-            &token,
-            "device list",
-        )
-        .await
+        self.get(&format!("/v1/users/{handle}/devices"), "device list")
+            .await
     }
 
     /// Sends a text to `to` (every device of that user, and this user's
@@ -562,19 +559,7 @@ impl Messenger {
             .send()
             .await
             .map_err(unreachable)?;
-        if !response.status().is_success() {
-            let status = response.status().as_u16();
-            let body: Option<ErrorBody> = response.json().await.ok();
-            let (code, message) = body.map_or(("unknown".into(), "no details".into()), |b| {
-                (b.error, b.message)
-            });
-            return Err(MessengerError::Refused {
-                what: "attachment download",
-                status,
-                code,
-                message,
-            });
-        }
+        let response = refused_unless_ok(response, "attachment download").await?;
         let blob = response.bytes().await.map_err(unreachable)?;
         Ok(attachment::open(reference, &blob)?)
     }
@@ -631,18 +616,11 @@ impl Messenger {
             .cloned()
             .collect();
         if !missing.is_empty() {
-            let token = self.token().await?;
-            let claimed: Vec<ClaimedKey> = post_json(
-                &self.http,
-                &self.state.server,
-                "/v1/keys/claim",
-                Some(&token),
-                &ClaimRequest {
-                    device_ids: missing,
-                },
-                "key claim",
-            )
-            .await?;
+            let request = ClaimRequest {
+                device_ids: missing,
+            };
+            let claimed: Vec<ClaimedKey> =
+                self.post("/v1/keys/claim", &request, "key claim").await?;
             for key in &claimed {
                 self.olm.start_session(key)?;
             }
@@ -670,12 +648,8 @@ impl Messenger {
 
     /// Creates a group with this user as owner and only member.
     pub async fn create_group(&mut self, name: &str) -> Result<GroupInfo, MessengerError> {
-        let token = self.token().await?;
-        post_json(
-            &self.http,
-            &self.state.server,
+        self.post(
             "/v1/groups",
-            Some(&token),
             &CreateGroup {
                 name: name.to_string(),
             },
@@ -690,12 +664,8 @@ impl Messenger {
         group_id: &str,
         handle: &str,
     ) -> Result<GroupInfo, MessengerError> {
-        let token = self.token().await?;
-        post_json(
-            &self.http,
-            &self.state.server,
+        self.post(
             &format!("/v1/groups/{group_id}/members"),
-            Some(&token),
             &AddMember {
                 handle: handle.to_string(),
             },
@@ -727,28 +697,12 @@ impl Messenger {
 
     /// The groups this user is in.
     pub async fn groups(&mut self) -> Result<Vec<GroupInfo>, MessengerError> {
-        let token = self.token().await?;
-        get_json(
-            &self.http,
-            &self.state.server,
-            "/v1/groups",
-            &token,
-            "group list",
-        )
-        .await
+        self.get("/v1/groups", "group list").await
     }
 
     /// One group (members only).
     pub async fn group(&mut self, group_id: &str) -> Result<GroupInfo, MessengerError> {
-        let token = self.token().await?;
-        get_json(
-            &self.http,
-            &self.state.server,
-            &format!("/v1/groups/{group_id}"),
-            &token,
-            "group",
-        )
-        .await
+        self.get(&format!("/v1/groups/{group_id}"), "group").await
     }
 
     /// Sends a text to every member device of a group (and this user's
@@ -821,16 +775,8 @@ impl Messenger {
         &mut self,
         envelopes: Vec<OutgoingEnvelope>,
     ) -> Result<SendResponse, MessengerError> {
-        let token = self.token().await?;
-        post_json(
-            &self.http,
-            &self.state.server,
-            "/v1/messages",
-            Some(&token),
-            &SendRequest { envelopes },
-            "send",
-        )
-        .await
+        self.post("/v1/messages", &SendRequest { envelopes }, "send")
+            .await
     }
 
     /// Receives messages only (see [`receive_events`](Self::receive_events)).
@@ -1108,19 +1054,32 @@ impl Messenger {
 
     /// Acks envelopes over HTTP (for clients that poll).
     pub async fn ack(&mut self, ids: Vec<String>) -> Result<(), MessengerError> {
-        let token = self.token().await?;
         let path = format!("/v1/devices/{}/messages/ack", self.state.device_id);
-        let _: serde_json::Value = post_json(
-            &self.http,
-            &self.state.server,
-            &path,
-            Some(&token),
-            &AckRequest { ids },
-            "ack",
-        )
-        .await?;
+        let _: serde_json::Value = self.post(&path, &AckRequest { ids }, "ack").await?;
         Ok(())
     }
+}
+
+/// The response if it is a success, else the server's JSON error as
+/// [`MessengerError::Refused`].
+async fn refused_unless_ok(
+    response: reqwest::Response,
+    what: &'static str,
+) -> Result<reqwest::Response, MessengerError> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let body: Option<ErrorBody> = response.json().await.ok();
+    let (code, message) = body.map_or(("unknown".into(), "no details".into()), |b| {
+        (b.error, b.message)
+    });
+    Err(MessengerError::Refused {
+        what,
+        status: status.as_u16(),
+        code,
+        message,
+    })
 }
 
 fn http_client() -> reqwest::Client {
@@ -1181,18 +1140,9 @@ async fn read_response<T: serde::de::DeserializeOwned>(
         source,
     };
     let response = response.map_err(unreachable)?;
-    let status = response.status();
-    if status != StatusCode::OK {
-        let body: Option<ErrorBody> = response.json().await.ok();
-        let (code, message) = body.map_or(("unknown".into(), "no details".into()), |b| {
-            (b.error, b.message)
-        });
-        return Err(MessengerError::Refused {
-            what,
-            status: status.as_u16(),
-            code,
-            message,
-        });
-    }
-    response.json().await.map_err(unreachable)
+    refused_unless_ok(response, what)
+        .await?
+        .json()
+        .await
+        .map_err(unreachable)
 }
