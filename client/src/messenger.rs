@@ -240,6 +240,7 @@ impl Messenger {
         key: KeySource,
         handle: &str,
     ) -> Result<Self, MessengerError> {
+        Vault::ensure_free(dir)?;
         let olm = OlmMachine::new();
         let request = RegisterRequest {
             handle: handle.to_string(),
@@ -267,6 +268,7 @@ impl Messenger {
         handle: &str,
         code: &str,
     ) -> Result<Self, MessengerError> {
+        Vault::ensure_free(dir)?;
         let olm = OlmMachine::new();
         let request = LinkRequest {
             handle: handle.to_string(),

@@ -90,12 +90,18 @@ pub struct Vault {
 }
 
 impl Vault {
-    /// Creates a vault in `dir` (which must not hold one yet).
-    pub fn create(dir: &Path, source: KeySource) -> Result<Self, VaultError> {
-        let state = dir.join(STATE_FILE);
-        if state.exists() {
+    /// Fails if `dir` already holds a device; call it before creating one
+    /// on the server, so a taken data dir does not leave an orphan there.
+    pub fn ensure_free(dir: &Path) -> Result<(), VaultError> {
+        if dir.join(STATE_FILE).exists() {
             return Err(VaultError::AlreadyExists(dir.to_path_buf()));
         }
+        Ok(())
+    }
+
+    /// Creates a vault in `dir` (which must not hold one yet).
+    pub fn create(dir: &Path, source: KeySource) -> Result<Self, VaultError> {
+        Self::ensure_free(dir)?;
         fs::create_dir_all(dir).map_err(|source| VaultError::Io {
             path: dir.to_path_buf(),
             source,

@@ -56,6 +56,21 @@ async fn state_is_sealed_and_a_wrong_passphrase_is_refused() {
         .unwrap();
     assert_eq!(reopened.handle(), handle);
 
+    // Registering again into a used data dir is refused before the server
+    // hears of it.
+    let eve = common::unique("eve");
+    let again = Messenger::register(&server.url, &dir, KeySource::KeyFile, &eve).await;
+    assert!(matches!(again, Err(MessengerError::Vault(_))));
+    assert!(
+        server
+            .state
+            .store()
+            .user_by_handle(&eve)
+            .await
+            .unwrap()
+            .is_none()
+    );
+
     // Key-file vaults keep the key private.
     let alice_dir = server.client_dir(alice.handle());
     let mode = std::fs::metadata(alice_dir.join(KEY_FILE))
