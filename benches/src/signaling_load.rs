@@ -104,6 +104,22 @@ struct Device {
     token: String,
 }
 
+/// POSTs JSON and decodes the JSON answer, failing on an error status.
+async fn post<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &str,
+    body: &impl Serialize,
+) -> anyhow::Result<T> {
+    Ok(http
+        .post(url)
+        .json(body)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?)
+}
+
 async fn register(http: &reqwest::Client, url: &str, handle: String) -> anyhow::Result<Device> {
     let account = vodozemac::olm::Account::new();
     let identity_key = account.curve25519_key().to_base64();
@@ -115,49 +131,43 @@ async fn register(http: &reqwest::Client, url: &str, handle: String) -> anyhow::
             &signing_key,
         ))
         .to_base64();
-    let created: DeviceCreated = http
-        .post(format!("{url}/v1/register"))
-        .json(&RegisterRequest {
+    let created: DeviceCreated = post(
+        http,
+        &format!("{url}/v1/register"),
+        &RegisterRequest {
             handle,
             device: DeviceKeys {
                 identity_key,
                 signing_key,
                 signature,
             },
-        })
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let challenge: Challenge = http
-        .post(format!("{url}/v1/auth/challenge"))
-        .json(&ChallengeRequest {
+        },
+    )
+    .await?;
+    let challenge: Challenge = post(
+        http,
+        &format!("{url}/v1/auth/challenge"),
+        &ChallengeRequest {
             device_id: created.device_id.clone(),
-        })
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+        },
+    )
+    .await?;
     let signature = account
         .sign(api::challenge_message(
             &created.device_id,
             &challenge.challenge,
         ))
         .to_base64();
-    let token: Token = http
-        .post(format!("{url}/v1/auth/token"))
-        .json(&TokenRequest {
+    let token: Token = post(
+        http,
+        &format!("{url}/v1/auth/token"),
+        &TokenRequest {
             device_id: created.device_id.clone(),
             challenge: challenge.challenge,
             signature,
-        })
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
+        },
+    )
+    .await?;
     Ok(Device {
         id: created.device_id,
         token: token.token,

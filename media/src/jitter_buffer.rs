@@ -16,7 +16,7 @@
 //! let mut encoder = OpusEncoder::new(OpusConfig::default())?;
 //! let mut packetizer = AudioPacketizer::new(1, 111, 0, 0);
 //! let mut jb = JitterBuffer::new(JitterBufferConfig::default())?;
-//! let start = Instant::now();
+//! let start = Instant::now(); // clock-ok: the caller picks the origin of virtual time
 //! for i in 0..50u32 {
 //!     let now = start + Duration::from_millis(20 * u64::from(i));
 //!     let packet = packetizer.packetize(encoder.encode(&AudioFrame::silence())?);

@@ -42,7 +42,7 @@
 //!     42,
 //! );
 //! let mut jb = JitterBuffer::new(JitterBufferConfig::default())?;
-//! let (start, tick) = (Instant::now(), Duration::from_millis(20));
+//! let (start, tick) = (Instant::now(), Duration::from_millis(20)); // clock-ok: the caller picks the origin
 //! let mut heard = Vec::new();
 //! for (i, frame) in audio::frames_of(&clip).enumerate() {
 //!     let now = start + tick * i as u32;

@@ -17,7 +17,7 @@
 //!     ..NetworkConfig::default()
 //! };
 //! let mut link = NetworkSimulator::new(config, 7);
-//! let start = Instant::now();
+//! let start = Instant::now(); // clock-ok: the caller picks the origin of virtual time
 //! link.handle_send(start, vec![0u8; 100]);
 //! // Drain until nothing is left, advancing virtual time to each timeout.
 //! while let Some(at) = link.poll_timeout() {
