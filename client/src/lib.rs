@@ -23,11 +23,13 @@
 #![forbid(unsafe_code)]
 
 pub mod attachment;
+pub mod endpoint;
 pub mod group_sessions;
 pub mod messenger;
 pub mod olm_machine;
 pub mod payload;
 pub mod vault;
 
+pub use endpoint::{Endpoint, EndpointError};
 pub use messenger::{Connection, Event, Incoming, Messenger, MessengerError, Receipt, ReceiveMode};
 pub use payload::ReceiptStatus;

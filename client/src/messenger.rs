@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
 use crate::attachment::{self, AttachmentError, AttachmentRef};
+use crate::endpoint::{Endpoint, EndpointError};
 use crate::group_sessions::{self, GroupError, GroupSessions, GroupSessionsPickle, KeyShare};
 use crate::olm_machine::{OlmError, OlmMachine, OlmPickle};
 use crate::payload::{Payload, ReceiptStatus};
@@ -75,6 +76,9 @@ pub enum MessengerError {
         /// The server's message.
         message: String,
     },
+    /// The server address or its TLS trust could not be set up.
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
     /// The websocket failed.
     #[error("websocket: {0}")]
     WebSocket(#[from] Box<tungstenite::Error>),
@@ -225,6 +229,8 @@ pub enum ReceiveMode {
 /// One device's messaging client.
 pub struct Messenger {
     http: reqwest::Client,
+    /// The server and the roots trusted for it; its URL is `state.server`.
+    endpoint: Endpoint,
     vault: Vault,
     state: State,
     olm: OlmMachine,
@@ -235,39 +241,41 @@ impl Messenger {
     /// Registers a new user `handle` with this as its first device, in a
     /// fresh data dir.
     pub async fn register(
-        server: &str,
+        server: impl Into<Endpoint>,
         dir: &Path,
         key: KeySource,
         handle: &str,
     ) -> Result<Self, MessengerError> {
+        let endpoint = server.into();
         Vault::ensure_free(dir)?;
         let olm = OlmMachine::new();
         let request = RegisterRequest {
             handle: handle.to_string(),
             device: olm.device_keys(handle),
         };
-        let http = http_client();
+        let http = endpoint.http_client()?;
         let created: DeviceCreated = post_json(
             &http,
-            server,
+            endpoint.url(),
             "/v1/register",
             None,
             &request,
             "registration",
         )
         .await?;
-        Self::finish_setup(server, dir, key, handle, created, olm, http).await
+        Self::finish_setup(endpoint, dir, key, handle, created, olm, http).await
     }
 
     /// Links this new device to `handle`, with a code from one of its
     /// existing devices ([`create_link_code`](Self::create_link_code)).
     pub async fn link(
-        server: &str,
+        server: impl Into<Endpoint>,
         dir: &Path,
         key: KeySource,
         handle: &str,
         code: &str,
     ) -> Result<Self, MessengerError> {
+        let endpoint = server.into();
         Vault::ensure_free(dir)?;
         let olm = OlmMachine::new();
         let request = LinkRequest {
@@ -275,14 +283,21 @@ impl Messenger {
             code: code.to_string(),
             device: olm.device_keys(handle),
         };
-        let http = http_client();
-        let created: DeviceCreated =
-            post_json(&http, server, "/v1/devices", None, &request, "device link").await?;
-        Self::finish_setup(server, dir, key, handle, created, olm, http).await
+        let http = endpoint.http_client()?;
+        let created: DeviceCreated = post_json(
+            &http,
+            endpoint.url(),
+            "/v1/devices",
+            None,
+            &request,
+            "device link",
+        )
+        .await?;
+        Self::finish_setup(endpoint, dir, key, handle, created, olm, http).await
     }
 
     async fn finish_setup(
-        server: &str,
+        endpoint: Endpoint,
         dir: &Path,
         key: KeySource,
         handle: &str,
@@ -292,7 +307,7 @@ impl Messenger {
     ) -> Result<Self, MessengerError> {
         let vault = Vault::create(dir, key)?;
         let state = State {
-            server: server.trim_end_matches('/').to_string(),
+            server: endpoint.url().to_string(),
             handle: handle.to_string(),
             user_id: created.user_id,
             device_id: created.device_id,
@@ -301,6 +316,7 @@ impl Messenger {
         };
         let mut messenger = Self {
             http,
+            endpoint,
             vault,
             state,
             olm,
@@ -312,10 +328,11 @@ impl Messenger {
     }
 
     /// Opens the device in `dir`. `server` overrides the server it was
-    /// registered with; `passphrase` is called only for a passphrase vault.
+    /// registered with (and carries the CAs to trust); `passphrase` is
+    /// called only for a passphrase vault.
     pub async fn open(
         dir: &Path,
-        server: Option<&str>,
+        server: Option<Endpoint>,
         passphrase: impl FnOnce() -> Option<String>,
     ) -> Result<Self, MessengerError> {
         let (vault, plaintext) = Vault::open(dir, passphrase)?;
@@ -327,11 +344,14 @@ impl Messenger {
             path: dir.to_path_buf(),
             reason: e.to_string(),
         })?;
-        if let Some(server) = server {
-            state.server = server.trim_end_matches('/').to_string();
-        }
+        let endpoint = match server {
+            Some(endpoint) => endpoint,
+            None => Endpoint::new(state.server.as_str()),
+        };
+        state.server = endpoint.url().to_string();
         Ok(Self {
-            http: http_client(),
+            http: endpoint.http_client()?,
+            endpoint,
             vault,
             state,
             olm: OlmMachine::from_pickle(olm),
@@ -835,9 +855,11 @@ impl Messenger {
                 .parse()
                 .expect("token is a valid header value"),
         );
-        let (socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .map_err(|e| MessengerError::WebSocket(Box::new(e)))?;
+        let connector = self.endpoint.ws_connector()?;
+        let (socket, _) =
+            tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector))
+                .await
+                .map_err(|e| MessengerError::WebSocket(Box::new(e)))?;
         Ok(Connection {
             socket,
             pending_receipts: Vec::new(),
@@ -1082,13 +1104,6 @@ async fn refused_unless_ok(
         code,
         message,
     })
-}
-
-fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("the HTTP client configuration is static and valid")
 }
 
 fn ws_url(server: &str) -> String {

@@ -52,6 +52,7 @@ pub mod metrics;
 pub mod rate_limit;
 pub mod routes;
 pub mod store;
+pub mod tls;
 pub mod ws;
 
 use std::sync::Arc;

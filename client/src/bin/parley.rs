@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use parley_client::vault::KeySource;
-use parley_client::{Event, Incoming, Messenger, Receipt, ReceiptStatus, ReceiveMode};
+use parley_client::{Endpoint, Event, Incoming, Messenger, Receipt, ReceiptStatus, ReceiveMode};
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +39,10 @@ struct Cli {
         default_value = "http://127.0.0.1:8443"
     )]
     server: String,
+    /// Extra CA certificate (PEM) to trust for an https:// server, e.g. a
+    /// private deployment's own CA.
+    #[arg(long, global = true, env = "PARLEY_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     /// Where this device keeps its keys and state.
     #[arg(long, global = true, env = "PARLEY_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -164,9 +168,13 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber_init();
     let cli = Cli::parse();
     let dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
+    let server = match &cli.ca_cert {
+        Some(ca) => Endpoint::new(cli.server.as_str()).with_ca_file(ca)?,
+        None => Endpoint::new(cli.server.as_str()),
+    };
     match cli.command {
         Command::Register { handle, passphrase } => {
-            let m = Messenger::register(&cli.server, &dir, key_source(passphrase)?, &handle)
+            let m = Messenger::register(&server, &dir, key_source(passphrase)?, &handle)
                 .await
                 .context("registering")?;
             println!(
@@ -177,7 +185,7 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Command::Link { join: None, .. } => {
-            let mut m = open(&cli.server, &dir).await?;
+            let mut m = open(&server, &dir).await?;
             let code = m.create_link_code().await.context("creating a link code")?;
             println!("On the new device, within 10 minutes, run:");
             println!("  parley link --join {} {}", m.handle(), code.code);
@@ -187,13 +195,13 @@ async fn main() -> anyhow::Result<()> {
             passphrase,
         } => {
             let (handle, code) = (&args[0], &args[1]);
-            let m = Messenger::link(&cli.server, &dir, key_source(passphrase)?, handle, code)
+            let m = Messenger::link(&server, &dir, key_source(passphrase)?, handle, code)
                 .await
                 .context("linking this device")?;
             println!("linked device {} to {}", m.device_id(), m.handle());
         }
         Command::Send { to, text } => {
-            let mut m = open(&cli.server, &dir).await?;
+            let mut m = open(&server, &dir).await?;
             let id = match find_group(&mut m, &to).await? {
                 Some(group) => m.send_group_text(&group, &text).await,
                 None => m.send_text(&to, &text).await,
@@ -202,11 +210,11 @@ async fn main() -> anyhow::Result<()> {
             println!("sent {id}");
         }
         Command::Chat { with } => {
-            let mut m = open(&cli.server, &dir).await?;
+            let mut m = open(&server, &dir).await?;
             chat(&mut m, &with).await?;
         }
         Command::Group { action } => {
-            let mut m = open(&cli.server, &dir).await?;
+            let mut m = open(&server, &dir).await?;
             match action {
                 GroupAction::Create { name } => {
                     let g = m.create_group(&name).await.context("creating the group")?;
@@ -230,7 +238,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Command::Attach { to, file } => {
-            let mut m = open(&cli.server, &dir).await?;
+            let mut m = open(&server, &dir).await?;
             let id = m
                 .send_attachment(&to, &file)
                 .await
@@ -243,7 +251,7 @@ async fn main() -> anyhow::Result<()> {
             download,
             receipts,
         } => {
-            let mut m = open(&cli.server, &dir).await?;
+            let mut m = open(&server, &dir).await?;
             let own = m.handle().to_string();
             let mode = if follow {
                 ReceiveMode::Follow
@@ -300,8 +308,8 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn open(server: &str, dir: &std::path::Path) -> anyhow::Result<Messenger> {
-    Messenger::open(dir, Some(server), passphrase)
+async fn open(server: &Endpoint, dir: &std::path::Path) -> anyhow::Result<Messenger> {
+    Messenger::open(dir, Some(server.clone()), passphrase)
         .await
         .with_context(|| format!("opening the device in {}", dir.display()))
 }

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! parley-server --listen 127.0.0.1:8443 --db sqlite://parley.db --data-dir ./data
+//! parley-server --tls-cert cert.pem --tls-key key.pem   # HTTPS and WSS
 //! ```
 
 use std::io::IsTerminal;
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use parley_signaling::store::Store;
-use parley_signaling::{AppState, ServerConfig, app};
+use parley_signaling::{AppState, ServerConfig, app, tls};
 
 #[derive(Parser)]
 #[command(name = "parley-server", version, about = "Parley signaling server")]
@@ -29,6 +30,12 @@ struct Args {
     /// Bearer token that unlocks /metrics (off without one).
     #[arg(long, env = "PARLEY_METRICS_TOKEN")]
     metrics_token: Option<String>,
+    /// PEM certificate chain; with --tls-key the server speaks HTTPS/WSS.
+    #[arg(long, env = "PARLEY_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "PARLEY_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Undelivered envelopes allowed per device.
     #[arg(long, default_value_t = ServerConfig::default().max_queue)]
     max_queue: i64,
@@ -59,17 +66,30 @@ async fn main() -> anyhow::Result<()> {
         metrics_token: args.metrics_token,
         ..ServerConfig::default()
     };
+    // Load the pair before binding so a bad file fails fast and clearly.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::load_server_config(cert, key)?),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     // Scripts and tests read this line to find the port.
-    println!("parley-server listening on http://{addr}");
-    tracing::info!(%addr, backend = ?store.backend(), "listening");
-    axum::serve(listener, app(AppState::new(store, config)))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    println!("parley-server listening on {scheme}://{addr}");
+    tracing::info!(%addr, scheme, backend = ?store.backend(), "listening");
+    let app = app(AppState::new(store, config));
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    match tls {
+        Some(tls) => tls::serve(listener, app, tls, shutdown).await?,
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+    }
     Ok(())
 }
