@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod attachment;
+pub mod call;
 pub mod endpoint;
 pub mod group_sessions;
 pub mod messenger;

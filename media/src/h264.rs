@@ -241,3 +241,16 @@ impl YUVSource for YuvView<'_> {
         self.0.v()
     }
 }
+
+/// The NAL units of an Annex B access unit, each without its start code
+/// and without the zero bytes a following 4-byte start code leaves behind.
+/// Anything before the first start code is skipped.
+pub fn nal_units(annex_b: &[u8]) -> impl Iterator<Item = &[u8]> {
+    openh264::nal_units(annex_b).filter_map(|unit| {
+        let start = unit.iter().position(|&b| b != 0)?;
+        // `unit[start]` is the 0x01 that ends the start code.
+        let body = &unit[start + 1..];
+        let end = body.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+        (end > 0).then(|| &body[..end])
+    })
+}
