@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
 use crate::attachment::{self, AttachmentError, AttachmentRef};
+use crate::call::signal::CallSignal;
 use crate::endpoint::{Endpoint, EndpointError};
 use crate::group_sessions::{self, GroupError, GroupSessions, GroupSessionsPickle, KeyShare};
 use crate::olm_machine::{OlmError, OlmMachine, OlmPickle};
@@ -162,6 +163,19 @@ pub enum Event {
     Message(Incoming),
     /// A receipt for messages this user sent.
     Receipt(Receipt),
+    /// A call signal from another device (or this user's other device).
+    Call(CallEvent),
+}
+
+/// A call signal as received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallEvent {
+    /// The sender's handle.
+    pub from: String,
+    /// The sender's device.
+    pub from_device: String,
+    /// What it says.
+    pub signal: CallSignal,
 }
 
 /// A device's open websocket.
@@ -668,6 +682,50 @@ impl Messenger {
         Ok(envelopes)
     }
 
+    /// The devices a call to `handle` rings: all of them except this one
+    /// (for this user's own handle: its other devices).
+    pub async fn call_devices(&mut self, handle: &str) -> Result<Vec<String>, MessengerError> {
+        let mut out = Vec::new();
+        for d in self.devices_of(handle).await? {
+            if d.device_id != self.state.device_id {
+                self.olm.remember(&d)?;
+                out.push(d.device_id);
+            }
+        }
+        if out.is_empty() && handle != self.state.handle {
+            return Err(MessengerError::NoDevices(handle.to_string()));
+        }
+        Ok(out)
+    }
+
+    /// Sends `signal` to one device of `handle` (found with
+    /// [`call_devices`](Self::call_devices) or from a received signal),
+    /// end-to-end encrypted like any message.
+    pub async fn send_call_signal(
+        &mut self,
+        handle: &str,
+        device_id: &str,
+        signal: CallSignal,
+    ) -> Result<(), MessengerError> {
+        if self.olm.known(device_id).is_none() {
+            self.call_devices(handle).await?;
+        }
+        if self.olm.known(device_id).is_none() {
+            return Err(MessengerError::Protocol(format!(
+                "device {device_id} is not one of {handle}'s"
+            )));
+        }
+        let payload = Payload::Call {
+            id: uuid::Uuid::new_v4().to_string(),
+            signal,
+        };
+        let envelopes = self
+            .encrypt_for_devices(&[device_id.to_string()], &payload)
+            .await?;
+        self.submit(envelopes).await?;
+        Ok(())
+    }
+
     /// Creates a group with this user as owner and only member.
     pub async fn create_group(&mut self, name: &str) -> Result<GroupInfo, MessengerError> {
         self.post(
@@ -1026,6 +1084,11 @@ impl Messenger {
                 from_device: sender.device_id,
                 ids,
                 status,
+            })),
+            Payload::Call { signal, .. } => Some(Event::Call(CallEvent {
+                from: sender.handle,
+                from_device: sender.device_id,
+                signal,
             })),
             Payload::GroupKey { .. } => None,
         })

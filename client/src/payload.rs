@@ -44,6 +44,13 @@ pub enum Payload {
         /// Megolm session key, base64.
         session_key: String,
     },
+    /// Call signaling (offer, answer, hangup, ...).
+    Call {
+        /// Signal id (client-generated), for duplicate detection.
+        id: String,
+        /// The signal.
+        signal: crate::call::signal::CallSignal,
+    },
     /// Delivery or read receipts.
     Receipt {
         /// Message ids.
@@ -67,7 +74,9 @@ impl Payload {
     /// The id used to drop duplicates.
     pub fn dedupe_id(&self) -> String {
         match self {
-            Self::Text { id, .. } | Self::Attachment { id, .. } => id.clone(),
+            Self::Text { id, .. } | Self::Attachment { id, .. } | Self::Call { id, .. } => {
+                id.clone()
+            }
             Self::GroupKey { session_id, .. } => format!("group-key:{session_id}"),
             Self::Receipt { ids, status } => format!("receipt:{status:?}:{}", ids.join(",")),
         }

@@ -272,6 +272,11 @@ async fn main() -> anyhow::Result<()> {
                 }
                 Event::Receipt(r) if receipts => print_receipt(&r, json),
                 Event::Receipt(_) => {}
+                // Call signals are stale by the time an inbox is read;
+                // `parley listen` is what answers calls.
+                Event::Call(c) => {
+                    tracing::info!(from = %c.from, call = %c.signal.call_id(), "call signal skipped")
+                }
             })
             .await
             .context("receiving")?;

@@ -2,3 +2,4 @@
 //! payloads, and the media session over str0m.
 
 pub mod e2ee;
+pub mod signal;
