@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use parley_client::vault::KeySource;
+use parley_client::call::demo;
 use parley_client::{Endpoint, Event, Incoming, Messenger, Receipt, ReceiptStatus, ReceiveMode};
 
 #[derive(Parser)]
@@ -110,6 +111,35 @@ enum Command {
         /// Also print delivery and read receipts for messages you sent.
         #[arg(long)]
         receipts: bool,
+    },
+    /// Self-contained demos that need no devices and no running server.
+    Demo {
+        #[command(subcommand)]
+        demo: DemoCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DemoCommand {
+    /// Two headless clients call each other through an embedded server
+    /// over loopback (synthetic speech and test-pattern video, E2E keyed,
+    /// SFrame-encrypted), then print the quality each side received.
+    Call {
+        /// Seconds each side sends.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Random loss on every outgoing datagram, percent.
+        #[arg(long, default_value_t = 0.0)]
+        loss: f64,
+        /// Video as well as audio.
+        #[arg(long)]
+        video: bool,
+        /// Also write the report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Seed for the loss.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
 }
 
@@ -213,6 +243,43 @@ async fn main() -> anyhow::Result<()> {
             let mut m = open(&server, &dir).await?;
             chat(&mut m, &with).await?;
         }
+        Command::Demo {
+            demo:
+                DemoCommand::Call {
+                    duration,
+                    loss,
+                    video,
+                    json,
+                    seed,
+                },
+        } => {
+            if !(0.0..=100.0).contains(&loss) {
+                bail!("--loss must be a percentage between 0 and 100");
+            }
+            if !(duration.is_finite() && duration > 0.0 && duration <= 3600.0) {
+                bail!("--duration must be between 0 and 3600 seconds");
+            }
+            let options = demo::DemoOptions {
+                duration: std::time::Duration::from_secs_f64(duration),
+                loss_pct: loss,
+                video,
+                seed,
+            };
+            eprintln!(
+                "demo call: {duration} s, {loss} % loss each way, {} ...",
+                if video { "audio + video" } else { "audio" }
+            );
+            let report = demo::run_demo(options).await.context("demo call")?;
+            print_demo_report(&report);
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&report)?;
+                std::fs::write(&path, text + "\n")
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            if !report.connected {
+                bail!("the call did not connect");
+            }
+        }
         Command::Group { action } => {
             let mut m = open(&server, &dir).await?;
             match action {
@@ -311,6 +378,41 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn print_demo_report(report: &demo::DemoReport) {
+    println!(
+        "connected: {}   hangup delivered: {}",
+        report.connected, report.hangup_delivered
+    );
+    println!(
+        "| direction | PESQ-WB | concealed % | FEC frames | mouth-to-ear p50 / p95 ms | video PSNR dB (min) | frames sent / decoded | frozen % | decrypt failures |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for d in &report.directions {
+        let (psnr, frames, frozen) = match &d.video {
+            Some(v) => (
+                format!("{:.1} ({:.1})", v.psnr_db, v.psnr_min_db),
+                format!("{} / {}", v.frames_sent, v.frames_decoded),
+                format!("{:.1}", v.frozen_pct),
+            ),
+            None => ("-".into(), "-".into(), "-".into()),
+        };
+        println!(
+            "| {} -> {} | {:.2} | {:.1} | {} | {:.0} / {:.0} | {} | {} | {} | {} |",
+            d.from.split('-').next().unwrap_or(&d.from),
+            d.to.split('-').next().unwrap_or(&d.to),
+            d.audio.pesq_wb,
+            d.audio.concealed_pct,
+            d.audio.fec_recovered,
+            d.audio.mouth_to_ear_ms_p50,
+            d.audio.mouth_to_ear_ms_p95,
+            psnr,
+            frames,
+            frozen,
+            d.decrypt_failures
+        );
+    }
 }
 
 async fn open(server: &Endpoint, dir: &std::path::Path) -> anyhow::Result<Messenger> {

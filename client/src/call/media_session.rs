@@ -1,0 +1,526 @@
+//! One call's media, sans-IO: a str0m [`Rtc`] plus the codecs, SFrame and
+//! the jitter buffer around it.
+//!
+//! Feed it datagrams ([`handle_receive`](MediaSession::handle_receive)),
+//! timeouts ([`handle_timeout`](MediaSession::handle_timeout)) and captured
+//! media ([`send_audio`](MediaSession::send_audio),
+//! [`send_video`](MediaSession::send_video)); take datagrams to send
+//! ([`poll_transmit`](MediaSession::poll_transmit)), audio to play every
+//! 20 ms ([`poll_audio`](MediaSession::poll_audio)) and decoded pictures
+//! ([`poll_video`](MediaSession::poll_video)). Every call takes `now`; the
+//! IO shell owns the socket and the clock.
+//!
+//! After every mutation of the `Rtc` the session drains `poll_output` to
+//! its timeout (str0m's single-mutation rule): transmits are queued,
+//! events handled on the spot.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use parley_media::audio::AudioFrame;
+use parley_media::h264::{H264Config, H264Decoder, H264Encoder};
+use parley_media::jitter_buffer::{JitterBuffer, JitterBufferConfig, JitterBufferStats, Playout};
+use parley_media::opus_codec::{OpusConfig, OpusEncoder};
+use parley_media::rtp::RtpPacket;
+use parley_media::video::I420Frame;
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction as MediaDirection, KeyframeRequestKind, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
+
+use super::e2ee::{Direction, E2eeError, FrameDecryptor, FrameEncryptor, MasterSecret};
+
+/// Opus frames are 20 ms: 960 ticks of the 48 kHz RTP clock.
+const AUDIO_TICKS_PER_FRAME: u64 = 960;
+
+/// Do not ask for keyframes more often than this.
+const PLI_INTERVAL: Duration = Duration::from_millis(300);
+
+/// Why the media session failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// str0m refused (bad SDP, bad state, ...).
+    #[error("WebRTC: {0}")]
+    Rtc(#[from] RtcError),
+    /// The SDP text does not parse.
+    #[error("bad SDP: {0}")]
+    Sdp(String),
+    /// A codec could not be set up or failed.
+    #[error("codec: {0}")]
+    Codec(#[from] parley_media::Error),
+    /// SFrame keys could not be derived.
+    #[error(transparent)]
+    E2ee(#[from] E2eeError),
+    /// An answer came for a session that is not waiting for one.
+    #[error("no offer is waiting for an answer")]
+    NoPendingOffer,
+    /// The datagram is not STUN, DTLS, RTP or RTCP.
+    #[error("datagram is not WebRTC")]
+    NotWebRtc,
+}
+
+impl From<parley_media::opus_codec::OpusError> for SessionError {
+    fn from(e: parley_media::opus_codec::OpusError) -> Self {
+        Self::Codec(e.into())
+    }
+}
+
+impl From<parley_media::h264::H264Error> for SessionError {
+    fn from(e: parley_media::h264::H264Error) -> Self {
+        Self::Codec(e.into())
+    }
+}
+
+/// Which end of the call this session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Placed the call (sends the offer).
+    Caller,
+    /// Answered it.
+    Callee,
+}
+
+/// What happened, for the shell to act on or report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// ICE and DTLS are up: media flows.
+    Connected,
+    /// ICE lost the peer.
+    Disconnected,
+    /// A frame did not decrypt (wrong key, tampering): the reason, once
+    /// per kind of failure.
+    DecryptFailed(String),
+}
+
+/// Counters for the stats panel and the demo's report.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SessionStats {
+    /// Opus frames sent.
+    pub audio_frames_sent: u64,
+    /// H.264 access units sent (skipped frames not counted).
+    pub video_frames_sent: u64,
+    /// Encrypted audio bytes sent.
+    pub audio_bytes_sent: u64,
+    /// Encrypted video bytes sent.
+    pub video_bytes_sent: u64,
+    /// Pictures decoded.
+    pub video_frames_decoded: u64,
+    /// Frames that failed SFrame decryption.
+    pub decrypt_failures: u64,
+    /// Keyframe requests (PLI) this side sent.
+    pub plis_sent: u64,
+    /// Keyframe requests received (and served).
+    pub keyframes_requested: u64,
+    /// Round-trip time from RTCP.
+    pub rtt: Option<Duration>,
+    /// Loss the peer reports for what we send (0..1).
+    pub egress_loss: Option<f32>,
+    /// Loss we see on what we receive (0..1).
+    pub ingress_loss: Option<f32>,
+    /// Interarrival jitter of incoming audio (RTP ticks at 48 kHz).
+    pub audio_jitter_ticks: u32,
+}
+
+/// One call's media engine.
+pub struct MediaSession {
+    rtc: Rtc,
+    local_addr: SocketAddr,
+    role: Role,
+    video: bool,
+    audio_mid: Option<Mid>,
+    video_mid: Option<Mid>,
+    pending: Option<SdpPendingOffer>,
+    connected: bool,
+    encryptor: FrameEncryptor,
+    decryptor: FrameDecryptor,
+    opus: OpusEncoder,
+    h264: Option<H264Encoder>,
+    jitter: JitterBuffer,
+    video_decoder: H264Decoder,
+    audio_time: u64,
+    transmits: VecDeque<(SocketAddr, Vec<u8>)>,
+    pictures: VecDeque<I420Frame>,
+    events: VecDeque<SessionEvent>,
+    timeout: Instant,
+    last_pli: Option<Instant>,
+    waiting_for_keyframe: bool,
+    decrypt_error_reported: bool,
+    stats: SessionStats,
+}
+
+impl MediaSession {
+    fn new(
+        now: Instant,
+        local_addr: SocketAddr,
+        role: Role,
+        video: bool,
+        secret: &MasterSecret,
+        call_id: &str,
+    ) -> Result<Self, SessionError> {
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_h264(true)
+            .set_stats_interval(Some(Duration::from_secs(1)))
+            .build(now);
+        let candidate = Candidate::host(local_addr, "udp")
+            .map_err(|e| SessionError::Sdp(format!("local candidate {local_addr}: {e}")))?;
+        rtc.add_local_candidate(candidate);
+        let (send, receive) = match role {
+            Role::Caller => (Direction::CallerToCallee, Direction::CalleeToCaller),
+            Role::Callee => (Direction::CalleeToCaller, Direction::CallerToCallee),
+        };
+        let h264 = if video {
+            Some(H264Encoder::new(H264Config::vga())?)
+        } else {
+            None
+        };
+        Ok(Self {
+            rtc,
+            local_addr,
+            role,
+            video,
+            audio_mid: None,
+            video_mid: None,
+            pending: None,
+            connected: false,
+            encryptor: FrameEncryptor::new(secret, call_id, send)?,
+            decryptor: FrameDecryptor::new(secret, call_id, receive)?,
+            opus: OpusEncoder::new(OpusConfig::default())?,
+            h264,
+            jitter: JitterBuffer::new(JitterBufferConfig::default())?,
+            video_decoder: H264Decoder::new()?,
+            audio_time: 0,
+            transmits: VecDeque::new(),
+            pictures: VecDeque::new(),
+            events: VecDeque::new(),
+            timeout: now,
+            last_pli: None,
+            waiting_for_keyframe: true,
+            decrypt_error_reported: false,
+            stats: SessionStats::default(),
+        })
+    }
+
+    /// The caller's side: returns the session and the SDP offer to send.
+    pub fn offer(
+        now: Instant,
+        local_addr: SocketAddr,
+        video: bool,
+        secret: &MasterSecret,
+        call_id: &str,
+    ) -> Result<(Self, String), SessionError> {
+        let mut this = Self::new(now, local_addr, Role::Caller, video, secret, call_id)?;
+        let mut change = this.rtc.sdp_api();
+        let audio = change.add_media(MediaKind::Audio, MediaDirection::SendRecv, None, None, None);
+        let video_mid = video
+            .then(|| change.add_media(MediaKind::Video, MediaDirection::SendRecv, None, None, None));
+        let (offer, pending) = change
+            .apply()
+            .expect("a change with media lines always yields an offer");
+        this.audio_mid = Some(audio);
+        this.video_mid = video_mid;
+        this.pending = Some(pending);
+        this.drain(now)?;
+        Ok((this, offer.to_sdp_string()))
+    }
+
+    /// The callee's side: accepts `offer` and returns the SDP answer.
+    pub fn answer(
+        now: Instant,
+        local_addr: SocketAddr,
+        offer: &str,
+        secret: &MasterSecret,
+        call_id: &str,
+    ) -> Result<(Self, String), SessionError> {
+        let offer = SdpOffer::from_sdp_string(offer).map_err(|e| SessionError::Sdp(e.to_string()))?;
+        let video = offer.to_sdp_string().contains("m=video");
+        let mut this = Self::new(now, local_addr, Role::Callee, video, secret, call_id)?;
+        let answer = this.rtc.sdp_api().accept_offer(offer)?;
+        this.drain(now)?;
+        Ok((this, answer.to_sdp_string()))
+    }
+
+    /// The caller applies the callee's answer.
+    pub fn accept_answer(&mut self, now: Instant, answer: &str) -> Result<(), SessionError> {
+        let answer =
+            SdpAnswer::from_sdp_string(answer).map_err(|e| SessionError::Sdp(e.to_string()))?;
+        let pending = self.pending.take().ok_or(SessionError::NoPendingOffer)?;
+        self.rtc.sdp_api().accept_answer(pending, answer)?;
+        self.drain(now)
+    }
+
+    /// Adds a trickled remote candidate (`candidate:...` SDP attribute).
+    pub fn add_remote_candidate(&mut self, now: Instant, line: &str) -> Result<(), SessionError> {
+        let candidate =
+            Candidate::from_sdp_string(line).map_err(|e| SessionError::Sdp(e.to_string()))?;
+        self.rtc.add_remote_candidate(candidate);
+        self.drain(now)
+    }
+
+    /// Which end this is.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Whether the call carries video.
+    pub fn has_video(&self) -> bool {
+        self.video
+    }
+
+    /// Whether media flows.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// A datagram arrived on the call's socket from `source`.
+    pub fn handle_receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        contents: &[u8],
+    ) -> Result<(), SessionError> {
+        let contents = contents.try_into().map_err(|_| SessionError::NotWebRtc)?;
+        self.rtc.handle_input(Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination: self.local_addr,
+                contents,
+            },
+        ))?;
+        self.drain(now)
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) next wants calling.
+    pub fn poll_timeout(&self) -> Instant {
+        self.timeout
+    }
+
+    /// Advances timers (retransmits, RTCP, ICE checks).
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), SessionError> {
+        if now < self.timeout {
+            return Ok(());
+        }
+        self.rtc.handle_input(Input::Timeout(now))?;
+        self.drain(now)
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// Encodes, encrypts and sends one 20 ms frame captured at `now`.
+    /// Before the connection is up the frame is dropped (as a phone does
+    /// while ringing).
+    pub fn send_audio(&mut self, now: Instant, frame: &AudioFrame) -> Result<(), SessionError> {
+        let Some(mid) = self.audio_mid.filter(|_| self.connected) else {
+            return Ok(());
+        };
+        let packet = self.opus.encode(frame)?;
+        let sealed = self.encryptor.encrypt_audio(&packet)?;
+        let time = MediaTime::new(self.audio_time, str0m::media::Frequency::FORTY_EIGHT_KHZ);
+        self.audio_time += AUDIO_TICKS_PER_FRAME;
+        self.stats.audio_frames_sent += 1;
+        self.stats.audio_bytes_sent += sealed.len() as u64;
+        self.write(now, mid, Codec::Opus, time, sealed)
+    }
+
+    /// Encodes, encrypts and sends one picture; `pts` is its time since
+    /// the start of the capture.
+    pub fn send_video(
+        &mut self,
+        now: Instant,
+        picture: &I420Frame,
+        pts: Duration,
+    ) -> Result<(), SessionError> {
+        let (Some(mid), Some(encoder)) = (self.video_mid.filter(|_| self.connected), &mut self.h264)
+        else {
+            return Ok(());
+        };
+        let Some(encoded) = encoder.encode(picture, pts)? else {
+            return Ok(());
+        };
+        let sealed = self.encryptor.encrypt_h264(&encoded.data)?;
+        let ticks = (pts.as_micros() * 90 / 1000) as u64;
+        self.stats.video_frames_sent += 1;
+        self.stats.video_bytes_sent += sealed.len() as u64;
+        self.write(now, mid, Codec::H264, MediaTime::from_90khz(ticks), sealed)
+    }
+
+    fn write(
+        &mut self,
+        now: Instant,
+        mid: Mid,
+        codec: Codec,
+        time: MediaTime,
+        data: Vec<u8>,
+    ) -> Result<(), SessionError> {
+        let Some(writer) = self.rtc.writer(mid) else {
+            return Ok(());
+        };
+        let Some(pt) = writer
+            .payload_params()
+            .find(|p| p.spec().codec == codec)
+            .map(|p| p.pt())
+        else {
+            return Ok(());
+        };
+        writer.write(pt, now, time, data)?;
+        self.drain(now)
+    }
+
+    /// The audio frame to play now (call every 20 ms).
+    pub fn poll_audio(&mut self, now: Instant) -> Playout {
+        self.jitter.poll_frame(now)
+    }
+
+    /// The next decoded picture.
+    pub fn poll_video(&mut self) -> Option<I420Frame> {
+        self.pictures.pop_front()
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> SessionStats {
+        self.stats
+    }
+
+    /// The audio jitter buffer's counters.
+    pub fn jitter_stats(&self) -> JitterBufferStats {
+        self.jitter.stats()
+    }
+
+    /// Moves this side's SFrame key to the next generation (the receiver
+    /// follows by key id).
+    pub fn rekey(&mut self) -> Result<(), SessionError> {
+        Ok(self.encryptor.rekey()?)
+    }
+
+    fn drain(&mut self, now: Instant) -> Result<(), SessionError> {
+        loop {
+            match self.rtc.poll_output()? {
+                Output::Timeout(t) => {
+                    self.timeout = t;
+                    return Ok(());
+                }
+                Output::Transmit(t) => {
+                    self.transmits.push_back((t.destination, t.contents.to_vec()))
+                }
+                Output::Event(e) => self.handle_event(now, e),
+            }
+        }
+    }
+
+    fn handle_event(&mut self, now: Instant, event: Event) {
+        match event {
+            Event::Connected => {
+                self.connected = true;
+                self.events.push_back(SessionEvent::Connected);
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.connected = false;
+                self.events.push_back(SessionEvent::Disconnected);
+            }
+            Event::MediaAdded(added) => match added.kind {
+                MediaKind::Audio => self.audio_mid = Some(added.mid),
+                MediaKind::Video => self.video_mid = Some(added.mid),
+            },
+            Event::MediaData(data) if Some(data.mid) == self.audio_mid => {
+                match self.decryptor.decrypt_audio(&data.data) {
+                    Ok(payload) => {
+                        let packet = RtpPacket {
+                            payload_type: *data.pt,
+                            sequence_number: data.seq_range.start().as_u16(),
+                            timestamp: data.time.numer() as u32,
+                            ssrc: 1,
+                            marker: false,
+                            payload,
+                        };
+                        self.jitter.handle_packet(now, packet);
+                    }
+                    Err(e) => self.decrypt_failed(e),
+                }
+            }
+            Event::MediaData(data) if Some(data.mid) == self.video_mid => {
+                if !data.contiguous {
+                    self.waiting_for_keyframe = true;
+                }
+                if self.waiting_for_keyframe && !data.is_keyframe() {
+                    self.request_keyframe(now);
+                    return;
+                }
+                let plain = match self.decryptor.decrypt_h264(&data.data) {
+                    Ok(plain) => plain,
+                    Err(e) => {
+                        self.decrypt_failed(e);
+                        self.waiting_for_keyframe = true;
+                        self.request_keyframe(now);
+                        return;
+                    }
+                };
+                match self.video_decoder.decode(&plain) {
+                    Ok(Some(picture)) => {
+                        self.waiting_for_keyframe = false;
+                        self.stats.video_frames_decoded += 1;
+                        self.pictures.push_back(picture);
+                    }
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::debug!(error = %e, "undecodable picture; asking for a keyframe");
+                        self.waiting_for_keyframe = true;
+                        self.request_keyframe(now);
+                    }
+                }
+            }
+            Event::KeyframeRequest(_) => {
+                self.stats.keyframes_requested += 1;
+                if let Some(encoder) = &mut self.h264 {
+                    encoder.request_keyframe();
+                }
+            }
+            Event::PeerStats(s) => {
+                self.stats.rtt = s.rtt.or(self.stats.rtt);
+                self.stats.egress_loss = s.egress_loss_fraction.or(self.stats.egress_loss);
+                self.stats.ingress_loss = s.ingress_loss_fraction.or(self.stats.ingress_loss);
+            }
+            Event::MediaIngressStats(s) if Some(s.mid) == self.audio_mid => {
+                self.stats.audio_jitter_ticks = s.jitter;
+            }
+            Event::MediaEgressStats(s) => {
+                self.stats.rtt = s.rtt.or(self.stats.rtt);
+            }
+            _ => {}
+        }
+    }
+
+    fn decrypt_failed(&mut self, error: E2eeError) {
+        self.stats.decrypt_failures += 1;
+        if !self.decrypt_error_reported {
+            self.decrypt_error_reported = true;
+            self.events
+                .push_back(SessionEvent::DecryptFailed(error.to_string()));
+        }
+    }
+
+    fn request_keyframe(&mut self, now: Instant) {
+        if self.last_pli.is_some_and(|t| now < t + PLI_INTERVAL) {
+            return;
+        }
+        let Some(mid) = self.video_mid else { return };
+        if let Some(mut writer) = self.rtc.writer(mid)
+            && writer.request_keyframe(None, KeyframeRequestKind::Pli).is_ok()
+        {
+            self.last_pli = Some(now);
+            self.stats.plis_sent += 1;
+        }
+    }
+}

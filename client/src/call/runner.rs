@@ -1,0 +1,252 @@
+//! The IO shell around a [`MediaSession`]: one UDP socket, the wall clock,
+//! and the capture and playback devices (anything behind the media core's
+//! source and sink traits: files, synthetic sources, real devices).
+//!
+//! Capture starts when the connection is up; audio is captured and played
+//! on a 20 ms tick, video at the source's frame rate. Optional random loss
+//! on the way out stands in for a bad network (kernel netem is not
+//! available everywhere, and user-space loss is reproducible from a seed).
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use parley_media::audio::{AudioSink, AudioSource};
+use parley_media::jitter_buffer::{JitterBufferStats, PlayoutKind};
+use parley_media::video::{VideoSink, VideoSource};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use tokio::net::UdpSocket;
+
+use super::media_session::{MediaSession, SessionError, SessionEvent, SessionStats};
+
+/// Audio frame length.
+const FRAME: Duration = Duration::from_millis(20);
+
+/// How long ICE and DTLS get before the call counts as failed.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a media run ended badly.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The socket failed.
+    #[error("UDP socket: {0}")]
+    Io(#[from] std::io::Error),
+    /// The session failed.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// A capture or playback device failed.
+    #[error("media device: {0}")]
+    Device(#[from] parley_media::Error),
+    /// ICE/DTLS did not come up in time.
+    #[error("media did not connect within {0:?}")]
+    ConnectTimeout(Duration),
+}
+
+/// Where media comes from and goes to.
+pub struct MediaIo {
+    /// Microphone, file or synthetic audio.
+    pub audio_in: Box<dyn AudioSource + Send>,
+    /// Speaker, file or discard.
+    pub audio_out: Box<dyn AudioSink + Send>,
+    /// Camera, file or synthetic video; `None` for audio-only.
+    pub video_in: Option<Box<dyn VideoSource + Send>>,
+    /// Window, file or discard.
+    pub video_out: Box<dyn VideoSink + Send>,
+}
+
+/// How to run.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// Stop sending after this long connected.
+    pub duration: Duration,
+    /// Keep playing this long after sending stops, so the peer's tail
+    /// arrives.
+    pub linger: Duration,
+    /// Probability of dropping each outgoing datagram.
+    pub send_loss: f64,
+    /// Seed for the loss.
+    pub seed: u64,
+}
+
+/// One pulled audio frame, in playout order.
+#[derive(Debug, Clone, Copy)]
+pub struct PlayedFrame {
+    /// When it was played.
+    pub at: Instant,
+    /// What it was.
+    pub kind: PlayoutKind,
+    /// The RTP timestamp it stands for (48 kHz, from the sender's first
+    /// frame at 0).
+    pub rtp_timestamp: Option<u32>,
+}
+
+/// What a run saw.
+#[derive(Debug, Clone)]
+pub struct MediaRun {
+    /// When the connection came up (capture started then).
+    pub connected_at: Option<Instant>,
+    /// Every played frame, in order (the audio sink got the same frames).
+    pub played: Vec<PlayedFrame>,
+    /// Session counters at the end.
+    pub stats: SessionStats,
+    /// Jitter buffer counters at the end.
+    pub jitter: JitterBufferStats,
+    /// Datagrams dropped by the loss option.
+    pub dropped: u64,
+    /// Datagrams sent.
+    pub sent: u64,
+    /// The first decryption failure, if any.
+    pub decrypt_error: Option<String>,
+}
+
+/// Runs the call's media until `duration` has passed since connecting,
+/// plus `linger`, or until `stop` completes.
+pub async fn run_media(
+    socket: UdpSocket,
+    mut session: MediaSession,
+    mut io: MediaIo,
+    options: RunOptions,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<MediaRun, RunError> {
+    tokio::pin!(stop);
+    let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
+    let started = Instant::now();
+    let mut run = MediaRun {
+        connected_at: None,
+        played: Vec::new(),
+        stats: SessionStats::default(),
+        jitter: JitterBufferStats::default(),
+        dropped: 0,
+        sent: 0,
+        decrypt_error: None,
+    };
+    let video_interval = io
+        .video_in
+        .as_ref()
+        .map(|v| Duration::from_secs_f64(1.0 / v.frame_rate().as_f64().max(1.0)));
+    let (mut next_audio, mut next_video, mut next_playout) = (started, started, started);
+    let mut video_index = 0u64;
+    let mut audio_done = false;
+    let mut video_done = false;
+    let mut buf = vec![0u8; 2048];
+
+    loop {
+        flush(&socket, &mut session, &mut rng, options.send_loss, &mut run).await?;
+        let now = Instant::now();
+        let end = run
+            .connected_at
+            .map(|t| t + options.duration + options.linger);
+        if end.is_some_and(|end| now >= end) {
+            break;
+        }
+        if run.connected_at.is_none() && now >= started + CONNECT_TIMEOUT {
+            return Err(RunError::ConnectTimeout(CONNECT_TIMEOUT));
+        }
+        let mut deadline = session.poll_timeout().min(now + Duration::from_millis(100));
+        if run.connected_at.is_some() {
+            deadline = deadline.min(next_playout);
+            if !audio_done {
+                deadline = deadline.min(next_audio);
+            }
+            if video_interval.is_some() && !video_done {
+                deadline = deadline.min(next_video);
+            }
+        }
+        tokio::select! {
+            received = socket.recv_from(&mut buf) => {
+                let (n, source) = received?;
+                if let Err(e) = session.handle_receive(Instant::now(), source, &buf[..n]) {
+                    tracing::debug!(%source, error = %e, "datagram ignored");
+                }
+            }
+            _ = tokio::time::sleep_until(deadline.into()) => {}
+            _ = &mut stop => break,
+        }
+        let now = Instant::now();
+        session.handle_timeout(now)?;
+        while let Some(event) = session.poll_event() {
+            match event {
+                SessionEvent::Connected => {
+                    run.connected_at.get_or_insert(now);
+                    (next_audio, next_video, next_playout) = (now, now, now);
+                }
+                SessionEvent::Disconnected => tracing::warn!("ICE disconnected"),
+                SessionEvent::DecryptFailed(reason) => {
+                    tracing::warn!(%reason, "media does not decrypt");
+                    run.decrypt_error.get_or_insert(reason);
+                }
+            }
+        }
+        let Some(connected_at) = run.connected_at else {
+            continue;
+        };
+        let sending = now < connected_at + options.duration;
+        while sending && !audio_done && now >= next_audio {
+            match io.audio_in.next_frame()? {
+                Some(frame) => session.send_audio(now, &frame)?,
+                None => audio_done = true,
+            }
+            next_audio += FRAME;
+        }
+        if let (Some(interval), Some(source)) = (video_interval, io.video_in.as_mut()) {
+            while sending && !video_done && now >= next_video {
+                match source.next_frame()? {
+                    Some(picture) => {
+                        session.send_video(now, &picture, interval * video_index as u32)?
+                    }
+                    None => video_done = true,
+                }
+                video_index += 1;
+                next_video += interval;
+            }
+        }
+        while now >= next_playout {
+            let out = session.poll_audio(now);
+            io.audio_out.write_frame(&out.frame)?;
+            run.played.push(PlayedFrame {
+                at: now,
+                kind: out.kind,
+                rtp_timestamp: out.rtp_timestamp,
+            });
+            next_playout += FRAME;
+        }
+        while let Some(picture) = session.poll_video() {
+            io.video_out.write_frame(&picture)?;
+        }
+    }
+    io.audio_out.finish()?;
+    run.stats = session.stats();
+    run.jitter = session.jitter_stats();
+    Ok(run)
+}
+
+async fn flush(
+    socket: &UdpSocket,
+    session: &mut MediaSession,
+    rng: &mut ChaCha8Rng,
+    loss: f64,
+    run: &mut MediaRun,
+) -> Result<(), RunError> {
+    while let Some((destination, bytes)) = session.poll_transmit() {
+        if loss > 0.0 && rng.random_bool(loss.clamp(0.0, 1.0)) {
+            run.dropped += 1;
+            continue;
+        }
+        run.sent += 1;
+        if let Err(e) = socket.send_to(&bytes, destination).await {
+            // An unreachable peer is ICE's business, not a reason to stop.
+            tracing::debug!(%destination, error = %e, "send failed");
+        }
+    }
+    Ok(())
+}
+
+/// The local address to put in the offer for a socket bound to
+/// `bound` (an unspecified address cannot be a candidate).
+pub fn candidate_addr(bound: SocketAddr) -> SocketAddr {
+    if bound.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), bound.port())
+    } else {
+        bound
+    }
+}
