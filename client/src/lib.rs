@@ -32,5 +32,7 @@ pub mod payload;
 pub mod vault;
 
 pub use endpoint::{Endpoint, EndpointError};
-pub use messenger::{CallEvent, Connection, Event, Incoming, Messenger, MessengerError, Receipt, ReceiveMode};
+pub use messenger::{
+    CallEvent, Connection, Event, Incoming, Messenger, MessengerError, Receipt, ReceiveMode,
+};
 pub use payload::ReceiptStatus;

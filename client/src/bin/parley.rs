@@ -21,8 +21,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use parley_client::vault::KeySource;
 use parley_client::call::demo;
+use parley_client::vault::KeySource;
 use parley_client::{Endpoint, Event, Incoming, Messenger, Receipt, ReceiptStatus, ReceiveMode};
 
 #[derive(Parser)]

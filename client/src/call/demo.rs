@@ -103,12 +103,24 @@ pub struct DirectionReport {
 /// Audio quality of one direction.
 #[derive(Debug, Clone, Serialize)]
 pub struct AudioReport {
-    /// PESQ-WB of the played audio against the captured speech.
+    /// PESQ-WB of the played audio against the captured speech, each
+    /// played frame put back at its media time (an accelerated, i.e.
+    /// dropped, frame counts as 20 ms of silence), as the audio-loss
+    /// bench scores.
     pub pesq_wb: f64,
+    /// PESQ-WB of the playout as heard (time-stretched by expand and
+    /// accelerate), PESQ aligning it itself.
+    pub pesq_wb_heard: f64,
     /// Share of media frames concealed, percent.
     pub concealed_pct: f64,
     /// Frames rebuilt from in-band FEC.
     pub fec_recovered: u64,
+    /// Frames inserted to grow the jitter buffer's delay.
+    pub expanded: u64,
+    /// Frames dropped to shrink it.
+    pub accelerated: u64,
+    /// The jitter buffer's target delay at the end, ms.
+    pub jitter_target_ms: f64,
     /// Capture to playout, median, ms.
     pub mouth_to_ear_ms_p50: f64,
     /// Capture to playout, 95th percentile, ms.
@@ -215,7 +227,10 @@ pub async fn run_demo(options: DemoOptions) -> Result<DemoReport, DemoError> {
         ..
     } = offer.signal
     else {
-        return Err(DemoError::Signaling(format!("expected an offer, got {:?}", offer.signal)));
+        return Err(DemoError::Signaling(format!(
+            "expected an offer, got {:?}",
+            offer.signal
+        )));
     };
     let bob_secret = CallSignal::decode_secret(&media_secret)
         .map_err(|e| DemoError::Signaling(e.to_string()))?;
@@ -241,7 +256,10 @@ pub async fn run_demo(options: DemoOptions) -> Result<DemoReport, DemoError> {
     // Alice applies the answer; media flows.
     let answer = next_call_signal(&mut alice).await?;
     let CallSignal::Answer { sdp, .. } = answer.signal else {
-        return Err(DemoError::Signaling(format!("expected an answer, got {:?}", answer.signal)));
+        return Err(DemoError::Signaling(format!(
+            "expected an answer, got {:?}",
+            answer.signal
+        )));
     };
     let mut alice_session = alice_session;
     alice_session.accept_answer(Instant::now(), &sdp)?;
@@ -254,25 +272,28 @@ pub async fn run_demo(options: DemoOptions) -> Result<DemoReport, DemoError> {
     };
     let alice_io = media_io(&alice, options.video)?;
     let bob_io = media_io(&bob, options.video)?;
-    let (alice_run, bob_run) = tokio::join!(
-        run_media(
-            alice_socket,
-            alice_session,
-            alice_io,
-            run_options,
-            std::future::pending()
-        ),
-        run_media(
-            bob_socket,
-            bob_session,
-            bob_io,
-            RunOptions {
-                seed: options.seed ^ 0x5eed,
-                ..run_options
-            },
-            std::future::pending()
-        ),
-    );
+    // Each side on its own task, so the two codecs use both cores as
+    // they would on two machines.
+    let alice_task = tokio::spawn(run_media(
+        alice_socket,
+        alice_session,
+        alice_io,
+        run_options,
+        std::future::pending(),
+    ));
+    let bob_task = tokio::spawn(run_media(
+        bob_socket,
+        bob_session,
+        bob_io,
+        RunOptions {
+            seed: options.seed ^ 0x5eed,
+            ..run_options
+        },
+        std::future::pending(),
+    ));
+    let (alice_run, bob_run) = tokio::join!(alice_task, bob_task);
+    let join = |e: tokio::task::JoinError| DemoError::Media(format!("media task: {e}"));
+    let (alice_run, bob_run) = (alice_run.map_err(join)?, bob_run.map_err(join)?);
     let (alice_run, bob_run) = (alice_run?, bob_run?);
 
     // Alice hangs up; bob's device hears it over the E2E channel.
@@ -346,7 +367,8 @@ async fn new_side(url: &str, dir: &Path, name: &str) -> Result<Side, DemoError> 
 }
 
 fn pattern() -> Result<TestPatternSource, DemoError> {
-    TestPatternSource::new(640, 480, FrameRate::fps(30)).map_err(|e| DemoError::Media(e.to_string()))
+    TestPatternSource::new(640, 480, FrameRate::fps(30))
+        .map_err(|e| DemoError::Media(e.to_string()))
 }
 
 fn media_io(side: &Side, video: bool) -> Result<MediaIo, DemoError> {
@@ -400,20 +422,31 @@ fn score(
     // it sent.
     let clip = speech_clip().map_err(|e| DemoError::Media(e.to_string()))?;
     let sent = sender_run.stats.audio_frames_sent as usize;
-    let reference: Vec<i16> = clip.iter().copied().cycle().take(sent * FRAME_SAMPLES).collect();
+    let reference: Vec<i16> = clip
+        .iter()
+        .copied()
+        .cycle()
+        .take(sent * FRAME_SAMPLES)
+        .collect();
 
     // What the receiver played, put back on the sender's timeline.
     let frames = receiver.audio.0.lock().expect("recorder lock");
     let mut degraded = vec![0i16; reference.len()];
     let mut delays = Vec::new();
+    // Concealment counted over the media that was sent: pulls after the
+    // sender stopped are not losses.
+    let (mut media_frames, mut concealed) = (0u64, 0u64);
     for (played, frame) in receiver_run.played.iter().zip(frames.iter()) {
         let Some(ts) = played.rtp_timestamp else {
             continue;
         };
         let slot = ts as usize;
-        if let Some(dst) = degraded.get_mut(slot..slot + FRAME_SAMPLES) {
-            dst.copy_from_slice(frame.samples());
-        }
+        let Some(dst) = degraded.get_mut(slot..slot + FRAME_SAMPLES) else {
+            continue;
+        };
+        dst.copy_from_slice(frame.samples());
+        media_frames += 1;
+        concealed += u64::from(played.kind == PlayoutKind::Concealed);
         if matches!(played.kind, PlayoutKind::Played | PlayoutKind::FecRecovered)
             && let Some(start) = sender_run.connected_at
         {
@@ -422,10 +455,25 @@ fn score(
         }
     }
     delays.sort_by(f64::total_cmp);
-    let pesq = if reference.len() >= 48_000 {
-        pesq_wb(&reference, &degraded).map_err(|e| DemoError::Media(e.to_string()))?
+    // What the listener heard, from the first frame of media on: expanded
+    // and accelerated frames stretch or shrink time here, and PESQ's own
+    // delay tracking follows that, as it would on a recording.
+    let first = receiver_run
+        .played
+        .iter()
+        .position(|p| p.rtp_timestamp.is_some())
+        .unwrap_or(0);
+    let heard: Vec<i16> = frames
+        .iter()
+        .skip(first)
+        .flat_map(|f| f.samples().iter().copied())
+        .take(reference.len())
+        .collect();
+    let (pesq, pesq_aligned) = if reference.len() >= 48_000 && heard.len() >= 48_000 {
+        let score = |d: &[i16]| pesq_wb(&reference, d).map_err(|e| DemoError::Media(e.to_string()));
+        (score(&heard)?, score(&degraded)?)
     } else {
-        f64::NAN
+        (f64::NAN, f64::NAN)
     };
     let video = video.then(|| {
         let scores = receiver.video.scores.lock().expect("scorer lock");
@@ -444,9 +492,13 @@ fn score(
         from: sender.name.clone(),
         to: receiver.name.clone(),
         audio: AudioReport {
-            pesq_wb: pesq,
-            concealed_pct: receiver_run.jitter.concealed_pct(),
+            pesq_wb: pesq_aligned,
+            pesq_wb_heard: pesq,
+            concealed_pct: 100.0 * concealed as f64 / media_frames.max(1) as f64,
             fec_recovered: receiver_run.jitter.fec_recovered,
+            expanded: receiver_run.jitter.expanded,
+            accelerated: receiver_run.jitter.accelerated,
+            jitter_target_ms: receiver_run.jitter.target_delay.as_secs_f64() * 1000.0,
             mouth_to_ear_ms_p50: percentile(&delays, 0.5),
             mouth_to_ear_ms_p95: percentile(&delays, 0.95),
         },

@@ -164,6 +164,10 @@ impl MediaSession {
             .enable_opus(true, false)
             .enable_h264(true)
             .set_stats_interval(Some(Duration::from_secs(1)))
+            // Our jitter buffer reorders, recovers from FEC and conceals;
+            // str0m holding audio back after a gap (15 packets by default)
+            // would only add 300 ms of delay to every loss.
+            .set_reordering_size_audio(0)
             .build(now);
         let candidate = Candidate::host(local_addr, "udp")
             .map_err(|e| SessionError::Sdp(format!("local candidate {local_addr}: {e}")))?;
@@ -215,8 +219,9 @@ impl MediaSession {
         let mut this = Self::new(now, local_addr, Role::Caller, video, secret, call_id)?;
         let mut change = this.rtc.sdp_api();
         let audio = change.add_media(MediaKind::Audio, MediaDirection::SendRecv, None, None, None);
-        let video_mid = video
-            .then(|| change.add_media(MediaKind::Video, MediaDirection::SendRecv, None, None, None));
+        let video_mid = video.then(|| {
+            change.add_media(MediaKind::Video, MediaDirection::SendRecv, None, None, None)
+        });
         let (offer, pending) = change
             .apply()
             .expect("a change with media lines always yields an offer");
@@ -235,7 +240,8 @@ impl MediaSession {
         secret: &MasterSecret,
         call_id: &str,
     ) -> Result<(Self, String), SessionError> {
-        let offer = SdpOffer::from_sdp_string(offer).map_err(|e| SessionError::Sdp(e.to_string()))?;
+        let offer =
+            SdpOffer::from_sdp_string(offer).map_err(|e| SessionError::Sdp(e.to_string()))?;
         let video = offer.to_sdp_string().contains("m=video");
         let mut this = Self::new(now, local_addr, Role::Callee, video, secret, call_id)?;
         let answer = this.rtc.sdp_api().accept_offer(offer)?;
@@ -343,7 +349,8 @@ impl MediaSession {
         picture: &I420Frame,
         pts: Duration,
     ) -> Result<(), SessionError> {
-        let (Some(mid), Some(encoder)) = (self.video_mid.filter(|_| self.connected), &mut self.h264)
+        let (Some(mid), Some(encoder)) =
+            (self.video_mid.filter(|_| self.connected), &mut self.h264)
         else {
             return Ok(());
         };
@@ -412,9 +419,9 @@ impl MediaSession {
                     self.timeout = t;
                     return Ok(());
                 }
-                Output::Transmit(t) => {
-                    self.transmits.push_back((t.destination, t.contents.to_vec()))
-                }
+                Output::Transmit(t) => self
+                    .transmits
+                    .push_back((t.destination, t.contents.to_vec())),
                 Output::Event(e) => self.handle_event(now, e),
             }
         }
@@ -517,7 +524,9 @@ impl MediaSession {
         }
         let Some(mid) = self.video_mid else { return };
         if let Some(mut writer) = self.rtc.writer(mid)
-            && writer.request_keyframe(None, KeyframeRequestKind::Pli).is_ok()
+            && writer
+                .request_keyframe(None, KeyframeRequestKind::Pli)
+                .is_ok()
         {
             self.last_pli = Some(now);
             self.stats.plis_sent += 1;
