@@ -269,6 +269,7 @@ pub async fn run_demo(options: DemoOptions) -> Result<DemoReport, DemoError> {
         linger: Duration::from_millis(600),
         send_loss: options.loss_pct / 100.0,
         seed: options.seed,
+        connect_timeout: super::runner::CONNECT_TIMEOUT,
     };
     let alice_io = media_io(&alice, options.video)?;
     let bob_io = media_io(&bob, options.video)?;

@@ -66,6 +66,8 @@ pub struct RunOptions {
     pub send_loss: f64,
     /// Seed for the loss.
     pub seed: u64,
+    /// Give up when ICE and DTLS are not up after this long.
+    pub connect_timeout: Duration,
 }
 
 /// One pulled audio frame, in playout order.
@@ -139,8 +141,8 @@ pub async fn run_media(
         if end.is_some_and(|end| now >= end) {
             break;
         }
-        if run.connected_at.is_none() && now >= started + CONNECT_TIMEOUT {
-            return Err(RunError::ConnectTimeout(CONNECT_TIMEOUT));
+        if run.connected_at.is_none() && now >= started + options.connect_timeout {
+            return Err(RunError::ConnectTimeout(options.connect_timeout));
         }
         let mut deadline = session.poll_timeout().min(now + Duration::from_millis(100));
         if run.connected_at.is_some() {
