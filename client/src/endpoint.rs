@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use tokio_tungstenite::Connector;
 
 /// Why an [`Endpoint`] could not be set up.
@@ -49,17 +48,12 @@ impl Endpoint {
 
     /// Also trusts every certificate in the PEM file at `path`.
     pub fn with_ca_file(mut self, path: &Path) -> Result<Self, EndpointError> {
-        let error = |reason: String| EndpointError::CaFile {
-            path: path.to_path_buf(),
-            reason,
-        };
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| error(e.to_string()))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| error(e.to_string()))?;
-        if certs.is_empty() {
-            return Err(error("no PEM certificate in the file".into()));
-        }
+        let certs = parley_signaling::tls::read_certificates(path).map_err(|reason| {
+            EndpointError::CaFile {
+                path: path.to_path_buf(),
+                reason,
+            }
+        })?;
         self.extra_roots.extend(certs);
         Ok(self)
     }

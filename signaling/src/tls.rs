@@ -48,17 +48,10 @@ pub fn load_server_config(
     cert_path: &Path,
     key_path: &Path,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let cert_error = |reason: String| TlsError::Certificate {
+    let chain = read_certificates(cert_path).map_err(|reason| TlsError::Certificate {
         path: cert_path.to_path_buf(),
         reason,
-    };
-    let chain = CertificateDer::pem_file_iter(cert_path)
-        .map_err(|e| cert_error(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| cert_error(e.to_string()))?;
-    if chain.is_empty() {
-        return Err(cert_error("no PEM certificate in the file".into()));
-    }
+    })?;
     let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| TlsError::PrivateKey {
         path: key_path.to_path_buf(),
         reason: e.to_string(),
@@ -70,6 +63,19 @@ pub fn load_server_config(
         .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Every certificate in the PEM file at `path`; an error (as text, for the
+/// caller's own error type) when it cannot be read or holds none.
+pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| e.to_string())?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| e.to_string())?;
+    if certs.is_empty() {
+        return Err("no PEM certificate in the file".into());
+    }
+    Ok(certs)
 }
 
 /// Serves `app` over TLS on `listener` until `shutdown` completes, then

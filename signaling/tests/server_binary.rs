@@ -2,28 +2,17 @@
 //! where it listens, serves, and refuses a bad database URL with a clear
 //! message.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Command;
+
+use common::spawn_server;
 
 #[test]
 fn starts_prints_its_address_and_serves() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_parley-server"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("parley-server listening on ")
-        .unwrap()
-        .to_string();
+    let data_dir = dir.path().to_str().unwrap();
+    let (mut child, url) = spawn_server(&["--listen", "127.0.0.1:0", "--data-dir", data_dir]);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let body = rt.block_on(async {
         reqwest::get(format!("{url}/healthz"))

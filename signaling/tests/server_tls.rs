@@ -3,9 +3,14 @@
 //! the TLS port does not break the server, and a bad pair is a clear error
 //! at start.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use std::ffi::OsStr;
+use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
+
+use common::spawn_server;
 
 /// Writes a self-signed certificate for localhost/127.0.0.1 and its key;
 /// returns the certificate's DER for the client's trust store.
@@ -18,27 +23,16 @@ fn write_cert_pair(dir: &Path) -> Vec<u8> {
 }
 
 fn start(dir: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_parley-server"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir)
-        .arg("--tls-cert")
-        .arg(dir.join("cert.pem"))
-        .arg("--tls-key")
-        .arg(dir.join("key.pem"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let url = line
-        .trim()
-        .strip_prefix("parley-server listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    (child, url)
+    spawn_server(&[
+        OsStr::new("--listen"),
+        OsStr::new("127.0.0.1:0"),
+        OsStr::new("--data-dir"),
+        dir.as_os_str(),
+        OsStr::new("--tls-cert"),
+        dir.join("cert.pem").as_os_str(),
+        OsStr::new("--tls-key"),
+        dir.join("key.pem").as_os_str(),
+    ])
 }
 
 #[test]

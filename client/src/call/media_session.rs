@@ -240,9 +240,9 @@ impl MediaSession {
         secret: &MasterSecret,
         call_id: &str,
     ) -> Result<(Self, String), SessionError> {
+        let video = offer.lines().any(|line| line.starts_with("m=video"));
         let offer =
             SdpOffer::from_sdp_string(offer).map_err(|e| SessionError::Sdp(e.to_string()))?;
-        let video = offer.to_sdp_string().contains("m=video");
         let mut this = Self::new(now, local_addr, Role::Callee, video, secret, call_id)?;
         let answer = this.rtc.sdp_api().accept_offer(offer)?;
         this.drain(now)?;

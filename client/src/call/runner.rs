@@ -133,7 +133,7 @@ pub async fn run_media(
     let mut buf = vec![0u8; 2048];
 
     loop {
-        flush(&socket, &mut session, &mut rng, options.send_loss, &mut run).await?;
+        flush(&socket, &mut session, &mut rng, options.send_loss, &mut run).await;
         let now = Instant::now();
         let end = run
             .connected_at
@@ -228,7 +228,7 @@ async fn flush(
     rng: &mut ChaCha8Rng,
     loss: f64,
     run: &mut MediaRun,
-) -> Result<(), RunError> {
+) {
     while let Some((destination, bytes)) = session.poll_transmit() {
         if loss > 0.0 && rng.random_bool(loss.clamp(0.0, 1.0)) {
             run.dropped += 1;
@@ -240,7 +240,6 @@ async fn flush(
             tracing::debug!(%destination, error = %e, "send failed");
         }
     }
-    Ok(())
 }
 
 /// The local address to put in the offer for a socket bound to
