@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use parley_client::call::e2ee::MasterSecret;
 use parley_client::call::media_session::MediaSession;
-use parley_client::call::runner::{MediaIo, MediaRun, RunError, RunOptions, run_media};
+use parley_client::call::runner::{MediaIo, MediaLink, MediaRun, RunError, RunOptions, run_media};
 use parley_media::audio::{AudioFrame, AudioSink};
 use parley_media::speech::SpeechSource;
 use parley_media::video::{I420Frame, VideoSink};
@@ -35,7 +35,7 @@ fn io() -> MediaIo {
 }
 
 const OPTIONS: RunOptions = RunOptions {
-    duration: Duration::from_secs(2),
+    duration: Some(Duration::from_secs(2)),
     linger: Duration::from_millis(300),
     send_loss: 0.0,
     seed: 1,
@@ -68,8 +68,8 @@ async fn call(
     )
     .unwrap();
     caller.accept_answer(Instant::now(), &answer).unwrap();
-    let caller = tokio::spawn(run_media(a, caller, io(), OPTIONS, std::future::pending()));
-    let callee = tokio::spawn(run_media(b, callee, io(), OPTIONS, std::future::pending()));
+    let caller = tokio::spawn(run_media(a, caller, io(), OPTIONS, MediaLink::detached()));
+    let callee = tokio::spawn(run_media(b, callee, io(), OPTIONS, MediaLink::detached()));
     (caller.await.unwrap(), callee.await.unwrap())
 }
 

@@ -31,6 +31,10 @@ use crate::video::{FrameError, I420Frame};
 /// QP 18 is visually lossless for camera content.
 const MIN_QP: u8 = 18;
 
+/// Below this OpenH264 cannot hold even a low frame rate at 640x480; a
+/// bandwidth estimate under it sends fewer pictures rather than mush.
+const MIN_BITRATE_BPS: u32 = 100_000;
+
 /// Errors from the H.264 codec.
 #[derive(Debug, thiserror::Error)]
 pub enum H264Error {
@@ -41,6 +45,14 @@ pub enum H264Error {
         op: &'static str,
         /// OpenH264's error.
         source: openh264::Error,
+    },
+    /// OpenH264 refused a setting.
+    #[error("openh264 refused option {option}: error {rc}")]
+    SetOption {
+        /// The option.
+        option: i32,
+        /// OpenH264's return code.
+        rc: i32,
     },
     /// The frame's size differs from the encoder's.
     #[error("frame is {got_w}x{got_h}, encoder is configured for {want_w}x{want_h}")]
@@ -97,6 +109,12 @@ pub struct EncodedVideo {
 pub struct H264Encoder {
     inner: Encoder,
     config: H264Config,
+    /// OpenH264 initialises itself on the first picture; a bitrate asked
+    /// for before that waits here.
+    pending_bitrate: Option<u32>,
+    /// The bitrate OpenH264 runs at now.
+    applied_bitrate: u32,
+    started: bool,
 }
 
 impl H264Encoder {
@@ -120,7 +138,61 @@ impl H264Encoder {
                     source,
                 }
             })?;
-        Ok(Self { inner, config })
+        Ok(Self {
+            inner,
+            config,
+            pending_bitrate: None,
+            applied_bitrate: config.bitrate_bps,
+            started: false,
+        })
+    }
+
+    /// Retargets the rate controller (from a bandwidth estimate) without a
+    /// new keyframe; takes effect from the next picture.
+    pub fn set_bitrate(&mut self, bps: u32) {
+        self.config.bitrate_bps = bps.max(MIN_BITRATE_BPS);
+        self.pending_bitrate = Some(self.config.bitrate_bps);
+    }
+
+    fn apply_bitrate(&mut self, bps: u32, previous: u32) -> Result<(), H264Error> {
+        let target = i32::try_from(bps).unwrap_or(i32::MAX / 2);
+        // OpenH264 refuses a target above the layer's maximum, so the
+        // maximum moves first on the way up and last on the way down.
+        let max = (
+            openh264_sys2::ENCODER_OPTION_MAX_BITRATE,
+            openh264_sys2::SPATIAL_LAYER_0,
+            target.saturating_add(target / 4),
+        );
+        let set = (
+            openh264_sys2::ENCODER_OPTION_BITRATE,
+            openh264_sys2::SPATIAL_LAYER_ALL,
+            target,
+        );
+        let order = if bps > previous {
+            [max, set]
+        } else {
+            [set, max]
+        };
+        for (option, layer, bitrate) in order {
+            let mut info = openh264_sys2::SBitrateInfo {
+                iLayer: layer,
+                iBitrate: bitrate,
+            };
+            // SAFETY: the encoder is initialised (a picture went through
+            // it), and both options read one SBitrateInfo through the
+            // pointer during the call; `info` outlives it. Neither option
+            // changes anything the wrapper relies on (sizes, formats).
+            #[allow(unsafe_code)]
+            let rc = unsafe {
+                self.inner
+                    .raw_api()
+                    .set_option(option, std::ptr::addr_of_mut!(info).cast())
+            };
+            if rc != 0 {
+                return Err(H264Error::SetOption { option, rc });
+            }
+        }
+        Ok(())
     }
 
     /// The settings the encoder was created with.
@@ -151,6 +223,13 @@ impl H264Encoder {
                 want_h: self.config.height,
             });
         }
+        if self.started
+            && let Some(bps) = self.pending_bitrate.take()
+        {
+            self.apply_bitrate(bps, self.applied_bitrate)?;
+            self.applied_bitrate = bps;
+        }
+        self.started = true;
         let bitstream = self
             .inner
             .encode_at(

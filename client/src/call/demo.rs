@@ -265,7 +265,7 @@ pub async fn run_demo(options: DemoOptions) -> Result<DemoReport, DemoError> {
     alice_session.accept_answer(Instant::now(), &sdp)?;
 
     let run_options = RunOptions {
-        duration: options.duration,
+        duration: Some(options.duration),
         linger: Duration::from_millis(600),
         send_loss: options.loss_pct / 100.0,
         seed: options.seed,
@@ -280,7 +280,7 @@ pub async fn run_demo(options: DemoOptions) -> Result<DemoReport, DemoError> {
         alice_session,
         alice_io,
         run_options,
-        std::future::pending(),
+        super::runner::MediaLink::detached(),
     ));
     let bob_task = tokio::spawn(run_media(
         bob_socket,
@@ -290,7 +290,7 @@ pub async fn run_demo(options: DemoOptions) -> Result<DemoReport, DemoError> {
             seed: options.seed ^ 0x5eed,
             ..run_options
         },
-        std::future::pending(),
+        super::runner::MediaLink::detached(),
     ));
     let (alice_run, bob_run) = tokio::join!(alice_task, bob_task);
     let join = |e: tokio::task::JoinError| DemoError::Media(format!("media task: {e}"));

@@ -24,6 +24,7 @@ use parley_media::jitter_buffer::{JitterBuffer, JitterBufferConfig, JitterBuffer
 use parley_media::opus_codec::{OpusConfig, OpusEncoder};
 use parley_media::rtp::RtpPacket;
 use parley_media::video::I420Frame;
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction as MediaDirection, KeyframeRequestKind, MediaKind, MediaTime, Mid};
@@ -37,6 +38,23 @@ const AUDIO_TICKS_PER_FRAME: u64 = 960;
 
 /// Do not ask for keyframes more often than this.
 const PLI_INTERVAL: Duration = Duration::from_millis(300);
+
+/// Where the bandwidth estimate starts, and what it may probe up to: VGA
+/// H.264 looks good from about 600 kbit/s and gains little past 1.5 Mbit/s.
+const BWE_INITIAL_KBPS: u64 = 600;
+const BWE_DESIRED_KBPS: u64 = 1_500;
+
+/// The share of the estimate left for audio, RTP/SRTP headers and
+/// retransmissions when sizing the video encoder.
+const VIDEO_SHARE_OF_ESTIMATE: f64 = 0.85;
+const AUDIO_RESERVE_BPS: f64 = 40_000.0;
+
+/// Opus FEC is sized for twice the measured loss (loss comes in bursts
+/// between reports), for this much at least (the default, which the
+/// audio-loss bench found best up to 10 % loss; libopus codes no FEC at
+/// 0 %) and at most this much (beyond it FEC eats the speech bitrate).
+const OPUS_LOSS_FLOOR_PCT: u8 = 10;
+const OPUS_LOSS_CEILING_PCT: u8 = 30;
 
 /// Why the media session failed.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +123,16 @@ pub struct SessionStats {
     pub audio_bytes_sent: u64,
     /// Encrypted video bytes sent.
     pub video_bytes_sent: u64,
+    /// Encrypted audio bytes received.
+    pub audio_bytes_received: u64,
+    /// Encrypted video bytes received.
+    pub video_bytes_received: u64,
+    /// The send-side bandwidth estimate (TWCC), bits per second.
+    pub bwe_bps: Option<u64>,
+    /// The video encoder's target now, bits per second.
+    pub video_target_bps: Option<u32>,
+    /// The loss Opus sizes its FEC for now, percent.
+    pub opus_loss_pct: u8,
     /// Pictures decoded.
     pub video_frames_decoded: u64,
     /// Frames that failed SFrame decryption.
@@ -159,11 +187,17 @@ impl MediaSession {
         secret: &MasterSecret,
         call_id: &str,
     ) -> Result<Self, SessionError> {
-        let mut rtc = Rtc::builder()
+        let mut builder = Rtc::builder()
             .clear_codecs()
             .enable_opus(true, false)
             .enable_h264(true)
-            .set_stats_interval(Some(Duration::from_secs(1)))
+            .set_stats_interval(Some(Duration::from_secs(1)));
+        if video {
+            // TWCC bandwidth estimation drives the video encoder's bitrate;
+            // an audio-only call has nothing to adapt.
+            builder = builder.enable_bwe(Some(Bitrate::kbps(BWE_INITIAL_KBPS)));
+        }
+        let mut rtc = builder
             // Our jitter buffer reorders, recovers from FEC and conceals;
             // str0m holding audio back after a gap (15 packets by default)
             // would only add 300 ms of delay to every loss.
@@ -177,10 +211,14 @@ impl MediaSession {
             Role::Callee => (Direction::CalleeToCaller, Direction::CallerToCallee),
         };
         let h264 = if video {
+            // No padding floor of our own: video fills the estimate.
+            rtc.bwe()
+                .set_bitrate(Bitrate::kbps(0), Bitrate::kbps(BWE_DESIRED_KBPS));
             Some(H264Encoder::new(H264Config::vga())?)
         } else {
             None
         };
+        let opus_config = OpusConfig::default();
         Ok(Self {
             rtc,
             local_addr,
@@ -192,7 +230,7 @@ impl MediaSession {
             connected: false,
             encryptor: FrameEncryptor::new(secret, call_id, send)?,
             decryptor: FrameDecryptor::new(secret, call_id, receive)?,
-            opus: OpusEncoder::new(OpusConfig::default())?,
+            opus: OpusEncoder::new(opus_config)?,
             h264,
             jitter: JitterBuffer::new(JitterBufferConfig::default())?,
             video_decoder: H264Decoder::new()?,
@@ -204,7 +242,10 @@ impl MediaSession {
             last_pli: None,
             waiting_for_keyframe: true,
             decrypt_error_reported: false,
-            stats: SessionStats::default(),
+            stats: SessionStats {
+                opus_loss_pct: opus_config.packet_loss_pct,
+                ..SessionStats::default()
+            },
         })
     }
 
@@ -442,6 +483,7 @@ impl MediaSession {
                 MediaKind::Video => self.video_mid = Some(added.mid),
             },
             Event::MediaData(data) if Some(data.mid) == self.audio_mid => {
+                self.stats.audio_bytes_received += data.data.len() as u64;
                 match self.decryptor.decrypt_audio(&data.data) {
                     Ok(payload) => {
                         let packet = RtpPacket {
@@ -458,6 +500,7 @@ impl MediaSession {
                 }
             }
             Event::MediaData(data) if Some(data.mid) == self.video_mid => {
+                self.stats.video_bytes_received += data.data.len() as u64;
                 if !data.contiguous {
                     self.waiting_for_keyframe = true;
                 }
@@ -498,6 +541,12 @@ impl MediaSession {
                 self.stats.rtt = s.rtt.or(self.stats.rtt);
                 self.stats.egress_loss = s.egress_loss_fraction.or(self.stats.egress_loss);
                 self.stats.ingress_loss = s.ingress_loss_fraction.or(self.stats.ingress_loss);
+                if let Some(loss) = s.egress_loss_fraction {
+                    self.adapt_opus_fec(loss);
+                }
+            }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                self.adapt_video_bitrate(estimate.as_u64());
             }
             Event::MediaIngressStats(s) if Some(s.mid) == self.audio_mid => {
                 self.stats.audio_jitter_ticks = s.jitter;
@@ -507,6 +556,45 @@ impl MediaSession {
             }
             _ => {}
         }
+    }
+
+    /// Sizes Opus in-band FEC by the loss the peer reports on what we
+    /// send; small changes are ignored so the encoder is not retuned every
+    /// second.
+    fn adapt_opus_fec(&mut self, loss_fraction: f32) {
+        let measured = (f64::from(loss_fraction) * 200.0).ceil().min(100.0) as u8;
+        let pct = measured.clamp(OPUS_LOSS_FLOOR_PCT, OPUS_LOSS_CEILING_PCT);
+        if pct.abs_diff(self.stats.opus_loss_pct) < 2 {
+            return;
+        }
+        let config = OpusConfig {
+            packet_loss_pct: pct,
+            ..self.opus.config()
+        };
+        match self.opus.apply(config) {
+            Ok(()) => self.stats.opus_loss_pct = pct,
+            Err(e) => tracing::warn!(error = %e, "Opus refused a loss setting"),
+        }
+    }
+
+    /// Fits the video encoder into the bandwidth estimate, leaving room
+    /// for audio and overhead; changes under 10 % are ignored.
+    fn adapt_video_bitrate(&mut self, estimate_bps: u64) {
+        self.stats.bwe_bps = Some(estimate_bps);
+        let Some(encoder) = &mut self.h264 else {
+            return;
+        };
+        let target = (estimate_bps as f64 * VIDEO_SHARE_OF_ESTIMATE - AUDIO_RESERVE_BPS)
+            .clamp(0.0, f64::from(u32::MAX)) as u32;
+        let current = self
+            .stats
+            .video_target_bps
+            .unwrap_or(encoder.config().bitrate_bps);
+        if (f64::from(target) - f64::from(current)).abs() < f64::from(current) * 0.1 {
+            return;
+        }
+        encoder.set_bitrate(target);
+        self.stats.video_target_bps = Some(encoder.config().bitrate_bps);
     }
 
     fn decrypt_failed(&mut self, error: E2eeError) {

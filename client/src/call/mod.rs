@@ -6,3 +6,4 @@ pub mod e2ee;
 pub mod media_session;
 pub mod runner;
 pub mod signal;
+pub mod stats;

@@ -16,8 +16,10 @@ use parley_media::video::{VideoSink, VideoSource};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
 
 use super::media_session::{MediaSession, SessionError, SessionEvent, SessionStats};
+use super::stats::LiveStats;
 
 /// Audio frame length.
 const FRAME: Duration = Duration::from_millis(20);
@@ -54,11 +56,57 @@ pub struct MediaIo {
     pub video_out: Box<dyn VideoSink + Send>,
 }
 
+/// What the call's controller tells a running media loop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaControl {
+    /// A trickled remote ICE candidate (`candidate:...`).
+    RemoteCandidate(String),
+    /// Hang up: stop now.
+    Stop,
+}
+
+/// What a running media loop tells the call's controller.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaNotice {
+    /// ICE and DTLS are up.
+    Connected,
+    /// ICE lost the peer.
+    Disconnected,
+    /// Frames do not decrypt: why.
+    DecryptFailed(String),
+    /// A second's worth of statistics.
+    Stats(LiveStats),
+}
+
+/// The channels between a media loop and its controller. Both are
+/// optional: the demo and the tests run a call with neither.
+#[derive(Debug, Default)]
+pub struct MediaLink {
+    /// Candidates and hangups coming in.
+    pub control: Option<mpsc::UnboundedReceiver<MediaControl>>,
+    /// Events and per-second statistics going out.
+    pub notices: Option<mpsc::UnboundedSender<MediaNotice>>,
+}
+
+impl MediaLink {
+    /// No controller: the run ends by its duration only.
+    pub fn detached() -> Self {
+        Self::default()
+    }
+
+    fn notify(&self, notice: MediaNotice) {
+        if let Some(tx) = &self.notices {
+            // A controller that went away does not stop the media.
+            let _ = tx.send(notice);
+        }
+    }
+}
+
 /// How to run.
 #[derive(Debug, Clone, Copy)]
 pub struct RunOptions {
-    /// Stop sending after this long connected.
-    pub duration: Duration,
+    /// Stop sending after this long connected; `None` runs until stopped.
+    pub duration: Option<Duration>,
     /// Keep playing this long after sending stops, so the peer's tail
     /// arrives.
     pub linger: Duration,
@@ -102,15 +150,15 @@ pub struct MediaRun {
 }
 
 /// Runs the call's media until `duration` has passed since connecting,
-/// plus `linger`, or until `stop` completes.
+/// plus `linger`, or until the controller says stop (or goes away).
 pub async fn run_media(
     socket: UdpSocket,
     mut session: MediaSession,
     mut io: MediaIo,
     options: RunOptions,
-    stop: impl std::future::Future<Output = ()>,
+    mut link: MediaLink,
 ) -> Result<MediaRun, RunError> {
-    tokio::pin!(stop);
+    let mut control = link.control.take();
     let mut rng = ChaCha8Rng::seed_from_u64(options.seed);
     let started = Instant::now();
     let mut run = MediaRun {
@@ -131,13 +179,15 @@ pub async fn run_media(
     let mut audio_done = false;
     let mut video_done = false;
     let mut buf = vec![0u8; 2048];
+    let mut meter = super::stats::Meter::new(started);
 
     loop {
         flush(&socket, &mut session, &mut rng, options.send_loss, &mut run).await;
         let now = Instant::now();
         let end = run
             .connected_at
-            .map(|t| t + options.duration + options.linger);
+            .zip(options.duration)
+            .map(|(t, d)| t + d + options.linger);
         if end.is_some_and(|end| now >= end) {
             break;
         }
@@ -146,7 +196,7 @@ pub async fn run_media(
         }
         let mut deadline = session.poll_timeout().min(now + Duration::from_millis(100));
         if run.connected_at.is_some() {
-            deadline = deadline.min(next_playout);
+            deadline = deadline.min(next_playout).min(meter.next_report());
             if !audio_done {
                 deadline = deadline.min(next_audio);
             }
@@ -162,19 +212,34 @@ pub async fn run_media(
                 }
             }
             _ = tokio::time::sleep_until(deadline.into()) => {}
-            _ = &mut stop => break,
+            command = recv_control(&mut control) => match command {
+                Some(MediaControl::RemoteCandidate(line)) => {
+                    if let Err(e) = session.add_remote_candidate(Instant::now(), &line) {
+                        tracing::warn!(candidate = %line, error = %e, "remote candidate ignored");
+                    }
+                }
+                Some(MediaControl::Stop) | None => break,
+            },
         }
         let now = Instant::now();
         session.handle_timeout(now)?;
         while let Some(event) = session.poll_event() {
             match event {
                 SessionEvent::Connected => {
-                    run.connected_at.get_or_insert(now);
-                    (next_audio, next_video, next_playout) = (now, now, now);
+                    if run.connected_at.is_none() {
+                        run.connected_at = Some(now);
+                        (next_audio, next_video, next_playout) = (now, now, now);
+                        meter = super::stats::Meter::new(now);
+                    }
+                    link.notify(MediaNotice::Connected);
                 }
-                SessionEvent::Disconnected => tracing::warn!("ICE disconnected"),
+                SessionEvent::Disconnected => {
+                    tracing::warn!("ICE disconnected");
+                    link.notify(MediaNotice::Disconnected);
+                }
                 SessionEvent::DecryptFailed(reason) => {
                     tracing::warn!(%reason, "media does not decrypt");
+                    link.notify(MediaNotice::DecryptFailed(reason.clone()));
                     run.decrypt_error.get_or_insert(reason);
                 }
             }
@@ -182,7 +247,7 @@ pub async fn run_media(
         let Some(connected_at) = run.connected_at else {
             continue;
         };
-        let sending = now < connected_at + options.duration;
+        let sending = options.duration.is_none_or(|d| now < connected_at + d);
         while sending && !audio_done && now >= next_audio {
             match io.audio_in.next_frame()? {
                 Some(frame) => session.send_audio(now, &frame)?,
@@ -215,11 +280,25 @@ pub async fn run_media(
         while let Some(picture) = session.poll_video() {
             io.video_out.write_frame(&picture)?;
         }
+        if now >= meter.next_report() {
+            let stats = meter.report(now, &session);
+            link.notify(MediaNotice::Stats(stats));
+        }
     }
     io.audio_out.finish()?;
     run.stats = session.stats();
     run.jitter = session.jitter_stats();
     Ok(run)
+}
+
+/// The next command, or never when there is no controller.
+async fn recv_control(
+    control: &mut Option<mpsc::UnboundedReceiver<MediaControl>>,
+) -> Option<MediaControl> {
+    match control {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn flush(
