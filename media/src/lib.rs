@@ -101,4 +101,7 @@ pub enum Error {
     /// A setting or argument was out of range.
     #[error("{0}")]
     Invalid(String),
+    /// A capture or playback device failed (unplugged, sound server gone).
+    #[error("audio device: {0}")]
+    Device(String),
 }

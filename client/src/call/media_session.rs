@@ -210,14 +210,11 @@ impl MediaSession {
             Role::Caller => (Direction::CallerToCallee, Direction::CalleeToCaller),
             Role::Callee => (Direction::CalleeToCaller, Direction::CallerToCallee),
         };
-        let h264 = if video {
+        if video {
             // No padding floor of our own: video fills the estimate.
             rtc.bwe()
                 .set_bitrate(Bitrate::kbps(0), Bitrate::kbps(BWE_DESIRED_KBPS));
-            Some(H264Encoder::new(H264Config::vga())?)
-        } else {
-            None
-        };
+        }
         let opus_config = OpusConfig::default();
         Ok(Self {
             rtc,
@@ -231,7 +228,7 @@ impl MediaSession {
             encryptor: FrameEncryptor::new(secret, call_id, send)?,
             decryptor: FrameDecryptor::new(secret, call_id, receive)?,
             opus: OpusEncoder::new(opus_config)?,
-            h264,
+            h264: None,
             jitter: JitterBuffer::new(JitterBufferConfig::default())?,
             video_decoder: H264Decoder::new()?,
             audio_time: 0,
@@ -390,10 +387,30 @@ impl MediaSession {
         picture: &I420Frame,
         pts: Duration,
     ) -> Result<(), SessionError> {
-        let (Some(mid), Some(encoder)) =
-            (self.video_mid.filter(|_| self.connected), &mut self.h264)
-        else {
+        let Some(mid) = self.video_mid.filter(|_| self.connected && self.video) else {
             return Ok(());
+        };
+        let encoder = match &mut self.h264 {
+            Some(encoder)
+                if encoder.config().width == picture.width()
+                    && encoder.config().height == picture.height() =>
+            {
+                encoder
+            }
+            // The encoder follows the source: its size is known from the
+            // first picture (and a source that changes size restarts it).
+            slot => {
+                let bitrate_bps = self.stats.video_target_bps.unwrap_or_else(|| {
+                    let pixels = (picture.width() * picture.height()) as f64;
+                    (f64::from(H264Config::vga().bitrate_bps) * pixels / (640.0 * 480.0)) as u32
+                });
+                slot.insert(H264Encoder::new(H264Config {
+                    width: picture.width(),
+                    height: picture.height(),
+                    bitrate_bps,
+                    ..H264Config::vga()
+                })?)
+            }
         };
         let Some(encoded) = encoder.encode(picture, pts)? else {
             return Ok(());
@@ -581,20 +598,25 @@ impl MediaSession {
     /// for audio and overhead; changes under 10 % are ignored.
     fn adapt_video_bitrate(&mut self, estimate_bps: u64) {
         self.stats.bwe_bps = Some(estimate_bps);
-        let Some(encoder) = &mut self.h264 else {
+        if !self.video {
             return;
-        };
+        }
         let target = (estimate_bps as f64 * VIDEO_SHARE_OF_ESTIMATE - AUDIO_RESERVE_BPS)
             .clamp(0.0, f64::from(u32::MAX)) as u32;
         let current = self
             .stats
             .video_target_bps
-            .unwrap_or(encoder.config().bitrate_bps);
+            .unwrap_or(H264Config::vga().bitrate_bps);
         if (f64::from(target) - f64::from(current)).abs() < f64::from(current) * 0.1 {
             return;
         }
-        encoder.set_bitrate(target);
-        self.stats.video_target_bps = Some(encoder.config().bitrate_bps);
+        match &mut self.h264 {
+            Some(encoder) => {
+                encoder.set_bitrate(target);
+                self.stats.video_target_bps = Some(encoder.config().bitrate_bps);
+            }
+            None => self.stats.video_target_bps = Some(target),
+        }
     }
 
     fn decrypt_failed(&mut self, error: E2eeError) {

@@ -2,8 +2,11 @@
 //! payloads, and the media session over str0m.
 
 pub mod demo;
+pub mod devices;
 pub mod e2ee;
+pub mod flow;
 pub mod media_session;
 pub mod runner;
 pub mod signal;
+pub mod sound;
 pub mod stats;
