@@ -27,7 +27,7 @@ pub enum DeviceError {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: parley_media::Error,
+        source: Box<parley_media::Error>,
     },
     /// A name that is neither a synthetic source, a file nor a device.
     #[error("{0}")]
@@ -144,7 +144,7 @@ impl FromStr for VideoInput {
 fn file_error(path: &Path, source: impl Into<parley_media::Error>) -> DeviceError {
     DeviceError::File {
         path: path.to_path_buf(),
-        source: source.into(),
+        source: Box::new(source.into()),
     }
 }
 
@@ -186,9 +186,9 @@ impl VideoSink for NullVideo {
 pub fn open_audio_input(input: &AudioInput) -> Result<Box<dyn AudioSource + Send>, DeviceError> {
     Ok(match input {
         AudioInput::Tone => Box::new(ToneSource::new(440.0, 0.3)),
-        AudioInput::Speech => Box::new(
-            SpeechSource::new(true).map_err(|e| file_error(Path::new("speech"), e))?,
-        ),
+        AudioInput::Speech => {
+            Box::new(SpeechSource::new(true).map_err(|e| file_error(Path::new("speech"), e))?)
+        }
         AudioInput::Null => Box::new(Silence),
         AudioInput::File(path) => Box::new(ThenSilence(
             Box::new(WavSource::open(path, false).map_err(|e| file_error(path, e))?),
@@ -307,12 +307,15 @@ impl VideoSink for TeeVideo {
     }
 }
 
+/// Where received audio and video go.
+pub type Sinks = (Box<dyn AudioSink + Send>, Box<dyn VideoSink + Send>);
+
 /// The sinks for received media: `output` for audio (video has no
 /// window yet, so it is shown nowhere), each also recorded into `record`.
 pub fn open_sinks(
     output: &AudioOutput,
     record: Option<&Path>,
-) -> Result<(Box<dyn AudioSink + Send>, Box<dyn VideoSink + Send>), DeviceError> {
+) -> Result<Sinks, DeviceError> {
     let audio = open_audio_output(output)?;
     let video: Box<dyn VideoSink + Send> = Box::new(NullVideo);
     let Some(dir) = record else {

@@ -6,6 +6,7 @@ pub mod devices;
 pub mod e2ee;
 pub mod flow;
 pub mod media_session;
+pub mod phone;
 pub mod runner;
 pub mod signal;
 pub mod sound;

@@ -115,11 +115,7 @@ fn config(device: &cpal::Device, input: bool) -> Result<(StreamConfig, SampleFor
     Ok((best.with_sample_rate(rate).config(), format))
 }
 
-fn spawn_stream(
-    name: &str,
-    input: bool,
-    shared: Arc<Shared>,
-) -> Result<StreamThread, DeviceError> {
+fn spawn_stream(name: &str, input: bool, shared: Arc<Shared>) -> Result<StreamThread, DeviceError> {
     let name = name.to_string();
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), DeviceError>>();
     let (stop_tx, stop_rx) = mpsc::channel::<()>();

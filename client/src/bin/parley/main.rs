@@ -9,12 +9,18 @@
 //! parley attach <handle> <file>      # WAV -> Opus voice note, images -> JPEG
 //! parley inbox [--json] [--follow] [--download DIR]
 //! parley group create <name> | add <group> <handle> | remove <group> <handle> | list
+//! parley call <handle> [--video] [--duration S] [media options]
+//! parley listen [--answer] [--once] [media options]
+//! parley demo call [--duration S] [--loss PCT] [--video] [--json FILE]
 //! ```
 //!
 //! Secrets are sealed in the data dir with a key file by default, so the
 //! CLI never waits on a prompt when run from a script. `--passphrase` at
 //! registration seals them with a passphrase instead, read from
 //! `PARLEY_PASSPHRASE` or, on a terminal, a prompt.
+
+mod call;
+mod panel;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -111,6 +117,29 @@ enum Command {
         /// Also print delivery and read receipts for messages you sent.
         #[arg(long)]
         receipts: bool,
+    },
+    /// Call a user (voice, or video with --video): every device of theirs
+    /// rings, the first to answer talks. Ctrl-C hangs up.
+    Call {
+        /// Who to call.
+        handle: String,
+        /// Video as well as audio.
+        #[arg(long)]
+        video: bool,
+        #[command(flatten)]
+        media: call::MediaArgs,
+    },
+    /// Wait for calls and take them (Ctrl-C hangs up and stops).
+    Listen {
+        /// Answer every call at once (else ask on a terminal, or let it
+        /// ring out).
+        #[arg(long)]
+        answer: bool,
+        /// Exit after the first call.
+        #[arg(long)]
+        once: bool,
+        #[command(flatten)]
+        media: call::MediaArgs,
     },
     /// Self-contained demos that need no devices and no running server.
     Demo {
@@ -279,6 +308,28 @@ async fn main() -> anyhow::Result<()> {
             if !report.connected {
                 bail!("the call did not connect");
             }
+        }
+        Command::Call {
+            handle,
+            video,
+            media,
+        } => {
+            let mut m = open(&server, &dir).await?;
+            let mut conn = m.connect().await.context("connecting")?;
+            let result = call::call(&mut m, &mut conn, &handle, video, &media).await;
+            conn.close().await;
+            result?;
+        }
+        Command::Listen {
+            answer,
+            once,
+            media,
+        } => {
+            let mut m = open(&server, &dir).await?;
+            let mut conn = m.connect().await.context("connecting")?;
+            let result = call::listen(&mut m, &mut conn, answer, once, &media).await;
+            conn.close().await;
+            result?;
         }
         Command::Group { action } => {
             let mut m = open(&server, &dir).await?;
