@@ -10,9 +10,14 @@
 #   espeak-ng, sox  regenerate the speech asset (scripts/make-speech-asset.sh)
 #   postgresql      the test suite runs the messaging tests against it too
 #   python3         picks a free port for that PostgreSQL
+#   iproute2        network namespaces for the two-machine call test
+#   pulseaudio, libasound2-plugins
+#                   a null sink the cpal capture/playback test runs on
+#                   (ALSA's `default` reaches PulseAudio through the plugin)
 set -euo pipefail
 
-packages=(cmake pkg-config nasm libasound2-dev libclang-dev espeak-ng sox postgresql python3)
+packages=(cmake pkg-config nasm libasound2-dev libclang-dev espeak-ng sox postgresql python3
+  iproute2 pulseaudio libasound2-plugins)
 
 missing=()
 for p in "${packages[@]}"; do

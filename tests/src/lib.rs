@@ -1,8 +1,219 @@
-//! Workspace end-to-end tests (none yet).
+//! Helpers for the workspace's end-to-end tests: real `parley-server` and
+//! `parley` processes, in network namespaces when a test wants "two
+//! machines". Tests of a single crate stay in that crate's own `tests/`.
 //!
-//! Tests that need more than one crate, or real processes on real sockets
-//! (a `parley-server` and two `parley` clients in two network namespaces, a
-//! headless Chromium joining a group call), will live in `tests/tests/`, with
-//! shared helpers for starting processes and namespaces in this library.
-//! Tests of a single crate stay in that crate's own `tests/` folder.
+//! The binaries are the ones `cargo test --workspace` builds next to the
+//! test executable (`target/<profile>/`); a package's tests cannot ask
+//! cargo for another package's binaries, so running this crate's tests
+//! alone needs `cargo build --bins` first, and the helpers say so.
 #![forbid(unsafe_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// The path of a workspace binary built beside this test executable.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in target/<profile>/deps");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --bins` (or `cargo test --workspace`) first",
+        path.display()
+    );
+    path
+}
+
+/// A network namespace with a name of its own; deleted on drop.
+pub struct NetNs {
+    name: String,
+}
+
+impl NetNs {
+    /// Creates the namespace with its loopback up.
+    pub fn new(name: &str) -> Self {
+        let _ = Command::new("ip").args(["netns", "del", name]).status();
+        run(Command::new("ip").args(["netns", "add", name]));
+        let ns = Self {
+            name: name.to_string(),
+        };
+        run(ns.command("ip").args(["link", "set", "lo", "up"]));
+        ns
+    }
+
+    /// The namespace's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A command that runs inside the namespace.
+    pub fn command(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut command = Command::new("ip");
+        command
+            .args(["netns", "exec", &self.name])
+            .arg(program.as_ref());
+        command
+    }
+}
+
+impl Drop for NetNs {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+/// Joins two namespaces with a veth pair: `a` gets `a_ip`, `b` gets
+/// `b_ip`, both /24.
+pub fn link(a: &NetNs, a_ip: &str, b: &NetNs, b_ip: &str) {
+    let (va, vb) = (format!("{}-v", a.name()), format!("{}-v", b.name()));
+    run(Command::new("ip").args([
+        "link",
+        "add",
+        &va,
+        "netns",
+        a.name(),
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &vb,
+        "netns",
+        b.name(),
+    ]));
+    for (ns, dev, ip) in [(a, &va, a_ip), (b, &vb, b_ip)] {
+        run(ns
+            .command("ip")
+            .args(["addr", "add", &format!("{ip}/24"), "dev", dev]));
+        run(ns.command("ip").args(["link", "set", dev, "up"]));
+    }
+}
+
+/// Whether this machine lets the test make namespaces (root, iproute2).
+pub fn namespaces_available() -> Result<(), String> {
+    let probe = format!("parley-probe-{}", std::process::id());
+    let out = Command::new("ip")
+        .args(["netns", "add", &probe])
+        .output()
+        .map_err(|e| format!("`ip` not runnable: {e}"))?;
+    let _ = Command::new("ip").args(["netns", "del", &probe]).status();
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn run(command: &mut Command) {
+    let out = command.output().expect("spawning a setup command");
+    assert!(
+        out.status.success(),
+        "{command:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A running process whose stderr lines are collected (and also written to
+/// a log file for when a test fails).
+pub struct Process {
+    /// The child.
+    pub child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    name: String,
+}
+
+impl Process {
+    /// Starts `command` with stdin closed, stdout and stderr read by
+    /// threads into one line stream, and a copy in `log`.
+    pub fn spawn(name: &str, mut command: Command, log: &Path) -> Self {
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawning {name}: {e}"));
+        let (tx, lines) = mpsc::channel();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(
+            std::fs::File::create(log).expect("log file"),
+        ));
+        let stdout: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().unwrap());
+        let stderr: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().unwrap());
+        for stream in [stdout, stderr] {
+            let (tx, log) = (tx.clone(), log.clone());
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    use std::io::Write;
+                    let _ = writeln!(log.lock().unwrap(), "{line}");
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+            name: name.to_string(),
+        }
+    }
+
+    /// Waits for a line containing `text`; returns it.
+    pub fn wait_for(&mut self, text: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        if let Some(line) = self.seen.iter().find(|l| l.contains(text)) {
+            return line.clone();
+        }
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!(
+                    "{} did not print {text:?} within {timeout:?}; it printed:\n{}",
+                    self.name,
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Waits for the process to exit; its output so far.
+    pub fn wait(&mut self, timeout: Duration) -> (std::process::ExitStatus, String) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for a child") {
+                // Let the reader threads finish.
+                std::thread::sleep(Duration::from_millis(100));
+                self.seen.extend(self.lines.try_iter());
+                return (status, self.seen.join("\n"));
+            }
+            self.seen.extend(self.lines.try_iter());
+            assert!(
+                Instant::now() < deadline,
+                "{} still running after {timeout:?}; it printed:\n{}",
+                self.name,
+                self.seen.join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -312,10 +312,7 @@ pub type Sinks = (Box<dyn AudioSink + Send>, Box<dyn VideoSink + Send>);
 
 /// The sinks for received media: `output` for audio (video has no
 /// window yet, so it is shown nowhere), each also recorded into `record`.
-pub fn open_sinks(
-    output: &AudioOutput,
-    record: Option<&Path>,
-) -> Result<Sinks, DeviceError> {
+pub fn open_sinks(output: &AudioOutput, record: Option<&Path>) -> Result<Sinks, DeviceError> {
     let audio = open_audio_output(output)?;
     let video: Box<dyn VideoSink + Send> = Box::new(NullVideo);
     let Some(dir) = record else {

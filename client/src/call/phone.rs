@@ -132,6 +132,11 @@ pub struct CallSummary {
     pub video_frames_sent: u64,
     /// Pictures decoded.
     pub video_frames_decoded: u64,
+    /// Keyframe requests (PLI) this side sent: each is a picture that
+    /// could not be decoded or completed.
+    pub plis_sent: u64,
+    /// Keyframe requests the peer sent (and this side served).
+    pub keyframes_requested: u64,
     /// Frames that failed SFrame decryption.
     pub decrypt_failures: u64,
     /// The first decryption failure, if any.
@@ -682,6 +687,8 @@ fn summarise(call: &Active, run: Option<MediaRun>) -> CallSummary {
         audio_frames_sent: stats.audio_frames_sent,
         video_frames_sent: stats.video_frames_sent,
         video_frames_decoded: stats.video_frames_decoded,
+        plis_sent: stats.plis_sent,
+        keyframes_requested: stats.keyframes_requested,
         decrypt_failures: stats.decrypt_failures,
         decrypt_error,
         concealed_pct: 100.0 * jitter.concealed as f64 / jitter.media_frames().max(1) as f64,
