@@ -165,6 +165,17 @@ pub enum Event {
     Receipt(Receipt),
     /// A call signal from another device (or this user's other device).
     Call(CallEvent),
+    /// An envelope that does not decrypt: tampered with on the way (the
+    /// server cannot forge Olm), or sent by a broken client. It is dropped
+    /// so it cannot block the queue, and reported.
+    Undecryptable {
+        /// The sender the server named.
+        from: String,
+        /// The sending device the server named.
+        from_device: String,
+        /// Why it failed.
+        reason: String,
+    },
 }
 
 /// A call signal as received.
@@ -950,7 +961,12 @@ impl Messenger {
                     // An envelope that can never be decrypted is dropped
                     // (and said so) rather than blocking the queue for ever.
                     Err(e) => {
-                        tracing::warn!(envelope = %id, error = %e, "dropping undecryptable envelope")
+                        tracing::warn!(envelope = %id, error = %e, "dropping undecryptable envelope");
+                        events.push(Event::Undecryptable {
+                            from: envelope.from_handle.clone(),
+                            from_device: envelope.from_device.clone(),
+                            reason: e.to_string(),
+                        });
                     }
                 }
                 self.save()?;

@@ -326,6 +326,9 @@ pub async fn listen(
                             ),
                             Event::Message(msg) => events(PhoneEvent::Message(msg)),
                             Event::Receipt(_) => {}
+                            event @ Event::Undecryptable { .. } => {
+                                events(PhoneEvent::Warning(undecryptable(&event)))
+                            }
                         }
                     }
                     continue;
@@ -569,6 +572,25 @@ async fn handle_event(
         ))),
         Event::Message(msg) => events(PhoneEvent::Message(msg)),
         Event::Receipt(_) => {}
+        event @ Event::Undecryptable { .. } => events(PhoneEvent::Warning(undecryptable(&event))),
+    }
+}
+
+/// What to tell the user about an envelope that does not decrypt: if it
+/// was a call offer, its SDP or key was tampered with and the call cannot
+/// happen.
+fn undecryptable(event: &Event) -> String {
+    match event {
+        Event::Undecryptable {
+            from,
+            from_device,
+            reason,
+        } => format!(
+            "a message from {from} (device {from_device}) does not decrypt and was dropped: \
+             it was altered on the way or is corrupt ({reason}); a call offer in it \
+             cannot ring here"
+        ),
+        _ => String::new(),
     }
 }
 

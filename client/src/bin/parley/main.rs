@@ -395,6 +395,10 @@ async fn main() -> anyhow::Result<()> {
                 Event::Call(c) => {
                     tracing::info!(from = %c.from, call = %c.signal.call_id(), "call signal skipped")
                 }
+                Event::Undecryptable { from, reason, .. } => eprintln!(
+                    "warning: a message from {from} does not decrypt and was dropped \
+                     (altered on the way or corrupt): {reason}"
+                ),
             })
             .await
             .context("receiving")?;
