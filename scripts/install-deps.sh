@@ -11,13 +11,13 @@
 #   postgresql      the test suite runs the messaging tests against it too
 #   python3         picks a free port for that PostgreSQL
 #   iproute2        network namespaces for the two-machine call test
-#   pulseaudio, libasound2-plugins
+#   pulseaudio, pulseaudio-utils, libasound2-plugins
 #                   a null sink the cpal capture/playback test runs on
 #                   (ALSA's `default` reaches PulseAudio through the plugin)
 set -euo pipefail
 
 packages=(cmake pkg-config nasm libasound2-dev libclang-dev espeak-ng sox postgresql python3
-  iproute2 pulseaudio libasound2-plugins)
+  iproute2 pulseaudio pulseaudio-utils libasound2-plugins)
 
 missing=()
 for p in "${packages[@]}"; do
