@@ -737,6 +737,22 @@ impl Messenger {
         Ok(())
     }
 
+    /// A ticket for the server's UDP relay for the call with `call_key`;
+    /// `None` when the server runs no relay.
+    pub async fn relay_grant(
+        &mut self,
+        call_key: &[u8; 16],
+    ) -> Result<Option<parley_signaling::api::RelayGrant>, MessengerError> {
+        let request = parley_signaling::api::RelayRequest {
+            call_key: hex::encode(call_key),
+        };
+        match self.post("/v1/calls/relay", &request, "relay ticket").await {
+            Ok(grant) => Ok(Some(grant)),
+            Err(MessengerError::Refused { status: 404, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Creates a group with this user as owner and only member.
     pub async fn create_group(&mut self, name: &str) -> Result<GroupInfo, MessengerError> {
         self.post(

@@ -167,8 +167,12 @@ pub struct JitterBufferStats {
     pub played: u64,
     /// Frames rebuilt from FEC.
     pub fec_recovered: u64,
-    /// Frames concealed because their packet was missing.
+    /// Frames concealed because their packet was missing while a later
+    /// one had arrived: losses.
     pub concealed: u64,
+    /// Frames concealed with nothing buffered at all: the stream paused or
+    /// ended (or its latest packets are late). Not counted as loss.
+    pub underruns: u64,
     /// Concealment frames inserted to grow the delay.
     pub expanded: u64,
     /// Frames dropped to shrink the delay.
@@ -414,7 +418,11 @@ impl JitterBuffer {
             self.stats.fec_recovered += 1;
             return (frame, PlayoutKind::FecRecovered);
         }
-        self.stats.concealed += 1;
+        if self.packets.range(pos.seq + 1..).next().is_some() {
+            self.stats.concealed += 1;
+        } else {
+            self.stats.underruns += 1;
+        }
         (self.conceal(), PlayoutKind::Concealed)
     }
 

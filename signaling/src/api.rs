@@ -89,6 +89,31 @@ pub struct LinkCode {
     pub expires_at: i64,
 }
 
+/// `POST /v1/calls/relay`: a device asks to use the server's UDP relay
+/// for a call.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RelayRequest {
+    /// 16 bytes, hex: both ends derive it from the call id (which the
+    /// server never sees).
+    pub call_key: String,
+}
+
+/// `POST /v1/calls/relay` answer: where the relay is and the ticket to
+/// register with it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct RelayGrant {
+    /// The relay's UDP port on the server's host.
+    pub udp_port: u16,
+    /// The relay's address when clients must not use the server's host
+    /// name for it (set by the operator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_addr: Option<String>,
+    /// 32 bytes, hex: the registration ticket for this device and call.
+    pub ticket: String,
+    /// Unix milliseconds; the ticket is refused after.
+    pub expires_at: i64,
+}
+
 /// `POST /v1/devices`: a new device joins a user with a link code.
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LinkRequest {

@@ -50,6 +50,7 @@ pub mod error;
 pub mod hub;
 pub mod metrics;
 pub mod rate_limit;
+pub mod relay;
 pub mod routes;
 pub mod store;
 pub mod tls;
@@ -90,6 +91,8 @@ pub struct ServerConfig {
     pub rate_burst: f64,
     /// Bearer token for `/metrics`; without one the route is off.
     pub metrics_token: Option<String>,
+    /// The UDP STUN responder and call relay, when the server runs one.
+    pub relay: Option<relay::Relay>,
 }
 
 impl Default for ServerConfig {
@@ -105,6 +108,7 @@ impl Default for ServerConfig {
             rate_per_second: 50.0,
             rate_burst: 200.0,
             metrics_token: None,
+            relay: None,
         }
     }
 }
@@ -219,6 +223,7 @@ pub fn app(state: AppState) -> Router {
         .routes(routes!(routes::remove_member))
         .routes(routes!(attachments::upload))
         .routes(routes!(attachments::download))
+        .routes(routes!(routes::call_relay))
         .routes(routes!(ws::upgrade))
         .split_for_parts();
     let doc = Arc::new(doc);

@@ -170,6 +170,33 @@ pub async fn create_link_code(
     Ok(Json(LinkCode { code, expires_at }))
 }
 
+/// `POST /v1/calls/relay`: a ticket for this device to use the UDP relay
+/// (and where it is). 404 when the server runs no relay.
+#[utoipa::path(post, path = "/v1/calls/relay", tag = "calls", security(("bearer" = [])), request_body = RelayRequest, responses((status = 200, body = RelayGrant), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, description = "No relay on this server", body = ErrorBody)))]
+pub async fn call_relay(
+    State(state): State<AppState>,
+    auth: AuthDevice,
+    ApiJson(request): ApiJson<RelayRequest>,
+) -> Result<Json<RelayGrant>, ApiError> {
+    let relay = state
+        .config()
+        .relay
+        .as_ref()
+        .ok_or_else(|| ApiError::NotFound("this server runs no call relay".into()))?;
+    let call_key: [u8; crate::relay::CALL_KEY_LEN] = hex::decode(&request.call_key)
+        .ok()
+        .and_then(|k| k.try_into().ok())
+        .ok_or_else(|| ApiError::BadRequest("call_key must be 16 bytes of hex".into()))?;
+    let expires_at = now_ms() + crate::relay::TICKET_TTL.as_millis() as i64;
+    let ticket = relay.ticket(&call_key, &auth.device_id, expires_at);
+    Ok(Json(RelayGrant {
+        udp_port: relay.local_addr.port(),
+        public_addr: relay.public_addr.map(|a| a.to_string()),
+        ticket: hex::encode(ticket),
+        expires_at,
+    }))
+}
+
 /// `POST /v1/devices`: a new device joins with a link code.
 #[utoipa::path(post, path = "/v1/devices", tag = "devices", request_body = LinkRequest, responses((status = 200, body = DeviceCreated), (status = 403, description = "Invalid or expired code", body = ErrorBody)))]
 pub async fn link_device(

@@ -72,9 +72,13 @@ impl Drop for NetNs {
 }
 
 /// Joins two namespaces with a veth pair: `a` gets `a_ip`, `b` gets
-/// `b_ip`, both /24.
+/// `b_ip`, both /24. (Interface names are `<a>-<b>`, so keep namespace
+/// names to 7 characters.)
 pub fn link(a: &NetNs, a_ip: &str, b: &NetNs, b_ip: &str) {
-    let (va, vb) = (format!("{}-v", a.name()), format!("{}-v", b.name()));
+    let (va, vb) = (
+        format!("{}-{}", a.name(), b.name()),
+        format!("{}-{}", b.name(), a.name()),
+    );
     run(Command::new("ip").args([
         "link",
         "add",
@@ -95,6 +99,13 @@ pub fn link(a: &NetNs, a_ip: &str, b: &NetNs, b_ip: &str) {
             .args(["addr", "add", &format!("{ip}/24"), "dev", dev]));
         run(ns.command("ip").args(["link", "set", dev, "up"]));
     }
+}
+
+/// Routes everything `ns` does not know through `gateway`.
+pub fn default_route(ns: &NetNs, gateway: &str) {
+    run(ns
+        .command("ip")
+        .args(["route", "add", "default", "via", gateway]));
 }
 
 /// Whether this machine lets the test make namespaces (root, iproute2).

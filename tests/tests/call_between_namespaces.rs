@@ -39,7 +39,7 @@ fn video_call_between_two_namespaces_with_loss() {
     let (speech, pattern) = (dir.join("speech.wav"), dir.join("pattern.y4m"));
     let reference_audio = write_inputs(&speech, &pattern);
 
-    let tag = std::process::id() % 100_000;
+    let tag = std::process::id() % 10_000;
     let (ns_a, ns_b) = (
         NetNs::new(&format!("pa{tag}")),
         NetNs::new(&format!("pb{tag}")),

@@ -317,6 +317,37 @@ impl MediaSession {
         self.drain(now)
     }
 
+    /// The server's relay forwards to the peer: its address becomes a
+    /// remote candidate of relay type, so ICE tries it like any path and
+    /// prefers any direct pair that works (relay has the lowest priority).
+    pub fn add_relay_path(&mut self, now: Instant, relay: SocketAddr) -> Result<(), SessionError> {
+        let candidate = Candidate::relayed(relay, self.local_addr, "udp")
+            .map_err(|e| SessionError::Sdp(format!("relay candidate {relay}: {e}")))?;
+        self.rtc.add_remote_candidate(candidate);
+        self.drain(now)
+    }
+
+    /// This side's address as the server saw it (STUN): a server-reflexive
+    /// candidate to trickle to the peer, unless it is the host address
+    /// itself (no NAT on the way).
+    pub fn add_reflexive(
+        &mut self,
+        now: Instant,
+        addr: SocketAddr,
+    ) -> Result<Option<String>, SessionError> {
+        if addr == self.local_addr {
+            return Ok(None);
+        }
+        let candidate = Candidate::server_reflexive(addr, self.local_addr, "udp")
+            .map_err(|e| SessionError::Sdp(format!("reflexive candidate {addr}: {e}")))?;
+        let line = self
+            .rtc
+            .add_local_candidate(candidate)
+            .map(|c| c.to_sdp_string());
+        self.drain(now)?;
+        Ok(line)
+    }
+
     /// Which end this is.
     pub fn role(&self) -> Role {
         self.role

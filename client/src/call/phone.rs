@@ -27,7 +27,7 @@ use super::flow::{CallAction, CallFlow, EndReason, Side};
 use super::media_session::MediaSession;
 use super::runner::{
     CONNECT_TIMEOUT, MediaControl, MediaIo, MediaLink, MediaNotice, MediaRun, RunError, RunOptions,
-    run_media,
+    ServerAssist, run_media,
 };
 use super::signal::CallSignal;
 use super::stats::LiveStats;
@@ -147,6 +147,10 @@ pub struct CallSummary {
     pub fec_recovered: u64,
     /// Last round-trip time, ms.
     pub rtt_ms: Option<f64>,
+    /// How media went at the end: `direct` or `relay` (through the server).
+    pub path: Option<String>,
+    /// Datagrams this side sent through the server's relay.
+    pub relayed_datagrams: u64,
 }
 
 /// The user's answer to a ringing call.
@@ -213,6 +217,8 @@ struct Active {
     /// Callee: the offer to answer.
     offer: Option<(String, MasterSecret)>,
     media: Option<Media>,
+    /// The server's STUN responder and relay for this call.
+    assist: Option<ServerAssist>,
     connected_at: Option<Instant>,
     last_stats: Option<LiveStats>,
 }
@@ -236,6 +242,7 @@ pub async fn place_call(
     let socket = media_socket(m.server(), options.bind).await?;
     let local = socket.local_addr()?;
     let call_id = uuid::Uuid::new_v4().to_string();
+    let assist = server_assist(m, &call_id, local).await;
     let mut sessions = HashMap::new();
     for device in &devices {
         let secret = MasterSecret::random();
@@ -268,6 +275,7 @@ pub async fn place_call(
         sessions,
         offer: None,
         media: None,
+        assist,
         connected_at: None,
         last_stats: None,
     };
@@ -375,6 +383,7 @@ async fn ring(
         }
     };
     let socket = media_socket(m.server(), options.bind).await?;
+    let assist = server_assist(m, call_id, socket.local_addr()?).await;
     events(PhoneEvent::Incoming {
         from: offer.from.clone(),
         video: *video,
@@ -393,6 +402,7 @@ async fn ring(
         sessions: HashMap::new(),
         offer: Some((sdp.clone(), secret)),
         media: None,
+        assist,
         connected_at: None,
         last_stats: None,
     }))
@@ -438,6 +448,10 @@ async fn drive(
                 Some(MediaNotice::DecryptFailed(why)) => events(PhoneEvent::Warning(format!(
                     "media from {} does not decrypt: {why}", call.flow.peer()
                 ))),
+                Some(MediaNotice::LocalCandidate(line)) => call.flow.local_candidate(line),
+                Some(MediaNotice::RelayReady) => {
+                    tracing::info!(call = call.flow.call_id(), "relay path added")
+                }
                 Some(MediaNotice::Disconnected) => {
                     events(PhoneEvent::Warning("connection lost; waiting for it to come back".into()))
                 }
@@ -594,6 +608,54 @@ fn undecryptable(event: &Event) -> String {
     }
 }
 
+/// The server's STUN responder and, if it grants one, a relay ticket for
+/// this call. Both ends derive the relay's call key from the call id, so
+/// the server pairs them without learning which call it is. A server
+/// without a relay, or one that cannot be reached, only means no
+/// reflexive or relayed candidates: the call still tries direct paths.
+async fn server_assist(
+    m: &mut Messenger,
+    call_id: &str,
+    local: SocketAddr,
+) -> Option<ServerAssist> {
+    use sha2::Digest;
+    let digest = sha2::Sha256::new()
+        .chain_update(b"parley call relay\0")
+        .chain_update(call_id.as_bytes())
+        .finalize();
+    let call_key: [u8; 16] = digest[..16].try_into().expect("sha256 is 32 bytes");
+    let grant = match m.relay_grant(&call_key).await {
+        Ok(Some(grant)) => grant,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(error = %e, "no relay ticket; direct paths only");
+            return None;
+        }
+    };
+    let addr = match &grant.public_addr {
+        Some(public) => public.parse().ok(),
+        None => {
+            let url = reqwest::Url::parse(m.server()).ok()?;
+            let host = url.host_str()?.trim_matches(['[', ']']).to_string();
+            tokio::net::lookup_host((host.as_str(), grant.udp_port))
+                .await
+                .ok()?
+                .find(|a| a.is_ipv4() == local.is_ipv4())
+        }
+    };
+    let Some(addr) = addr else {
+        tracing::warn!("the relay's address does not resolve; direct paths only");
+        return None;
+    };
+    let ticket: Option<[u8; 32]> = hex::decode(&grant.ticket)
+        .ok()
+        .and_then(|t| t.try_into().ok());
+    let registration = ticket.map(|ticket| {
+        parley_signaling::relay::registration(&call_key, grant.expires_at, &ticket, m.device_id())
+    });
+    Some(ServerAssist { addr, registration })
+}
+
 /// Callee: picks up.
 fn answer(call: &mut Active, options: &PhoneOptions) {
     let Some((offer, secret)) = call.offer.take() else {
@@ -638,6 +700,7 @@ fn start_media(call: &mut Active, session: MediaSession, options: &PhoneOptions)
     let link = MediaLink {
         control: Some(control_rx),
         notices: Some(notice_tx),
+        assist: call.assist.clone(),
     };
     let task = tokio::spawn(run_media(socket, session, io, run_options, link));
     call.media = Some(Media {
@@ -716,5 +779,7 @@ fn summarise(call: &Active, run: Option<MediaRun>) -> CallSummary {
         concealed_pct: 100.0 * jitter.concealed as f64 / jitter.media_frames().max(1) as f64,
         fec_recovered: jitter.fec_recovered,
         rtt_ms: stats.rtt.map(|d| d.as_secs_f64() * 1000.0),
+        path: call.last_stats.as_ref().map(|s| s.path.clone()),
+        relayed_datagrams: run.as_ref().map_or(0, |r| r.relayed),
     }
 }

@@ -20,9 +20,15 @@ use tokio::sync::mpsc;
 
 use super::media_session::{MediaSession, SessionError, SessionEvent, SessionStats};
 use super::stats::LiveStats;
+use parley_signaling::relay;
 
 /// Audio frame length.
 const FRAME: Duration = Duration::from_millis(20);
+
+/// STUN and relay registration are sent this many times at most...
+const MAX_PROBES: u32 = 5;
+/// ...first this far apart, then doubling.
+const PROBE_INTERVAL: Duration = Duration::from_millis(200);
 
 /// How long ICE and DTLS get before the call counts as failed.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -76,6 +82,21 @@ pub enum MediaNotice {
     DecryptFailed(String),
     /// A second's worth of statistics.
     Stats(LiveStats),
+    /// A local candidate learned after the offer or answer (the
+    /// server-reflexive address): trickle it to the peer.
+    LocalCandidate(String),
+    /// The server's relay accepted this end: a relayed path is being tried.
+    RelayReady,
+}
+
+/// What the signaling server offers on UDP for this call.
+#[derive(Debug, Clone)]
+pub struct ServerAssist {
+    /// Its STUN responder and relay.
+    pub addr: SocketAddr,
+    /// The relay registration (with its ticket), when the relay granted
+    /// one.
+    pub registration: Option<Vec<u8>>,
 }
 
 /// The channels between a media loop and its controller. Both are
@@ -86,6 +107,8 @@ pub struct MediaLink {
     pub control: Option<mpsc::UnboundedReceiver<MediaControl>>,
     /// Events and per-second statistics going out.
     pub notices: Option<mpsc::UnboundedSender<MediaNotice>>,
+    /// The server's STUN responder and relay, if it runs them.
+    pub assist: Option<ServerAssist>,
 }
 
 impl MediaLink {
@@ -147,6 +170,8 @@ pub struct MediaRun {
     pub sent: u64,
     /// The first decryption failure, if any.
     pub decrypt_error: Option<String>,
+    /// Datagrams sent through the server's relay.
+    pub relayed: u64,
 }
 
 /// Runs the call's media until `duration` has passed since connecting,
@@ -169,7 +194,14 @@ pub async fn run_media(
         dropped: 0,
         sent: 0,
         decrypt_error: None,
+        relayed: 0,
     };
+    let assist = link.assist.take();
+    let stun_id: [u8; 12] = rand::random();
+    let (mut reflexive_known, mut relay_registered) = (false, false);
+    let (mut probes, mut next_probe) = (0u32, started);
+    let mut relayed_at_report = 0u64;
+    let mut sent_at_report = 0u64;
     let video_interval = io
         .video_in
         .as_ref()
@@ -182,7 +214,31 @@ pub async fn run_media(
     let mut meter = super::stats::Meter::new(started);
 
     loop {
-        flush(&socket, &mut session, &mut rng, options.send_loss, &mut run).await;
+        // Ask the server for our reflexive address and register with its
+        // relay, again after 0.2, 0.4, 0.8, 1.6 s until it answers (UDP).
+        if let Some(assist) = &assist
+            && probes < MAX_PROBES
+            && Instant::now() >= next_probe
+            && !(reflexive_known && (relay_registered || assist.registration.is_none()))
+        {
+            if !reflexive_known {
+                send(&socket, assist.addr, &relay::binding_request(stun_id)).await;
+            }
+            if let (false, Some(registration)) = (relay_registered, &assist.registration) {
+                send(&socket, assist.addr, registration).await;
+            }
+            next_probe = Instant::now() + PROBE_INTERVAL * 2u32.pow(probes.saturating_sub(1));
+            probes += 1;
+        }
+        flush(
+            &socket,
+            &mut session,
+            &mut rng,
+            options.send_loss,
+            &mut run,
+            assist.as_ref(),
+        )
+        .await;
         let now = Instant::now();
         let end = run
             .connected_at
@@ -195,6 +251,9 @@ pub async fn run_media(
             return Err(RunError::ConnectTimeout(options.connect_timeout));
         }
         let mut deadline = session.poll_timeout().min(now + Duration::from_millis(100));
+        if assist.is_some() && probes < MAX_PROBES {
+            deadline = deadline.min(next_probe);
+        }
         if run.connected_at.is_some() {
             deadline = deadline.min(next_playout).min(meter.next_report());
             if !audio_done {
@@ -207,7 +266,27 @@ pub async fn run_media(
         tokio::select! {
             received = socket.recv_from(&mut buf) => {
                 let (n, source) = received?;
-                if let Err(e) = session.handle_receive(Instant::now(), source, &buf[..n]) {
+                let data = &buf[..n];
+                if let Some(assist) = assist.as_ref().filter(|a| a.addr == source) {
+                    if let Some(mapped) = relay::binding_response(data, stun_id) {
+                        reflexive_known = true;
+                        match session.add_reflexive(Instant::now(), mapped) {
+                            Ok(Some(line)) => link.notify(MediaNotice::LocalCandidate(line)),
+                            Ok(None) => {}
+                            Err(e) => tracing::debug!(error = %e, "reflexive candidate"),
+                        }
+                        continue;
+                    }
+                    if relay::is_registered_ack(data) {
+                        if !relay_registered {
+                            relay_registered = true;
+                            session.add_relay_path(Instant::now(), assist.addr)?;
+                            link.notify(MediaNotice::RelayReady);
+                        }
+                        continue;
+                    }
+                }
+                if let Err(e) = session.handle_receive(Instant::now(), source, data) {
                     tracing::debug!(%source, error = %e, "datagram ignored");
                 }
             }
@@ -281,7 +360,17 @@ pub async fn run_media(
             io.video_out.write_frame(&picture)?;
         }
         if now >= meter.next_report() {
-            let stats = meter.report(now, &session);
+            let mut stats = meter.report(now, &session);
+            // Which way the last second's datagrams went.
+            let relayed = run.relayed - relayed_at_report;
+            let sent = run.sent - sent_at_report;
+            stats.path = if relayed * 2 > sent {
+                "relay"
+            } else {
+                "direct"
+            }
+            .to_string();
+            (relayed_at_report, sent_at_report) = (run.relayed, run.sent);
             link.notify(MediaNotice::Stats(stats));
         }
     }
@@ -307,6 +396,7 @@ async fn flush(
     rng: &mut ChaCha8Rng,
     loss: f64,
     run: &mut MediaRun,
+    assist: Option<&ServerAssist>,
 ) {
     while let Some((destination, bytes)) = session.poll_transmit() {
         if loss > 0.0 && rng.random_bool(loss.clamp(0.0, 1.0)) {
@@ -314,10 +404,20 @@ async fn flush(
             continue;
         }
         run.sent += 1;
+        if assist.is_some_and(|a| a.addr == destination) {
+            run.relayed += 1;
+        }
         if let Err(e) = socket.send_to(&bytes, destination).await {
             // An unreachable peer is ICE's business, not a reason to stop.
             tracing::debug!(%destination, error = %e, "send failed");
         }
+    }
+}
+
+/// A datagram to the server (STUN, relay registration).
+async fn send(socket: &UdpSocket, to: SocketAddr, bytes: &[u8]) {
+    if let Err(e) = socket.send_to(bytes, to).await {
+        tracing::debug!(%to, error = %e, "send to the server failed");
     }
 }
 

@@ -44,6 +44,8 @@ pub struct LiveStats {
     pub decrypt_failures: u64,
     /// The codecs in use.
     pub codecs: String,
+    /// `direct` (peer to peer) or `relay` (through the server).
+    pub path: String,
 }
 
 impl LiveStats {
@@ -76,7 +78,7 @@ impl LiveStats {
         if self.decrypt_failures > 0 {
             line += &format!(" DECRYPT FAILURES {}", self.decrypt_failures);
         }
-        line + " " + &self.codecs
+        line + " " + &self.path + " " + &self.codecs
     }
 
     /// Label/value rows for the terminal panel.
@@ -85,6 +87,7 @@ impl LiveStats {
         let pct = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1} %"));
         vec![
             ("codecs", self.codecs.clone()),
+            ("path", self.path.clone()),
             ("round trip", ms(self.rtt_ms)),
             (
                 "loss in / out",
@@ -169,6 +172,7 @@ impl Meter {
             } else {
                 "Opus 48 kHz".to_string()
             },
+            path: "direct".to_string(),
         };
         self.last_at = now;
         self.last = stats;

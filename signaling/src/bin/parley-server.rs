@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use parley_signaling::store::Store;
-use parley_signaling::{AppState, ServerConfig, app, tls};
+use parley_signaling::{AppState, ServerConfig, app, relay, tls};
 
 #[derive(Parser)]
 #[command(name = "parley-server", version, about = "Parley signaling server")]
@@ -39,6 +39,17 @@ struct Args {
     /// Undelivered envelopes allowed per device.
     #[arg(long, default_value_t = ServerConfig::default().max_queue)]
     max_queue: i64,
+    /// UDP address of the STUN responder and call relay (default: the
+    /// --listen address's IP, port 3478; port 0 when --listen uses 0).
+    #[arg(long, env = "PARLEY_UDP")]
+    udp: Option<SocketAddr>,
+    /// The relay's address as clients must reach it, when that is not
+    /// the server's host name (a NAT in front of the server, say).
+    #[arg(long, env = "PARLEY_PUBLIC_UDP")]
+    public_udp: Option<SocketAddr>,
+    /// Run no STUN responder or relay.
+    #[arg(long, conflicts_with_all = ["udp", "public_udp"])]
+    no_udp: bool,
 }
 
 #[tokio::main]
@@ -60,10 +71,25 @@ async fn main() -> anyhow::Result<()> {
     let store = Store::open(&db)
         .await
         .with_context(|| format!("opening {db}"))?;
+    let relay = if args.no_udp {
+        None
+    } else {
+        let udp = args.udp.unwrap_or_else(|| {
+            let port = if args.listen.port() == 0 { 0 } else { 3478 };
+            SocketAddr::new(args.listen.ip(), port)
+        });
+        let relay = relay::start(udp, args.public_udp)
+            .await
+            .with_context(|| format!("binding UDP {udp}"))?;
+        // Scripts and tests read this line too.
+        println!("parley-server relay and STUN on udp://{}", relay.local_addr);
+        Some(relay)
+    };
     let config = ServerConfig {
         max_queue: args.max_queue,
         blob_dir: args.data_dir.join("blobs"),
         metrics_token: args.metrics_token,
+        relay,
         ..ServerConfig::default()
     };
     // Load the pair before binding so a bad file fails fast and clearly.
