@@ -35,6 +35,7 @@ async fn the_document_lists_every_route_with_schemas() {
         "POST /v1/register",
         "POST /v1/auth/challenge",
         "POST /v1/auth/token",
+        "POST /v1/calls/relay",
         "POST /v1/link-codes",
         "POST /v1/devices",
         "POST /v1/keys",

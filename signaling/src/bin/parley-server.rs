@@ -81,8 +81,6 @@ async fn main() -> anyhow::Result<()> {
         let relay = relay::start(udp, args.public_udp)
             .await
             .with_context(|| format!("binding UDP {udp}"))?;
-        // Scripts and tests read this line too.
-        println!("parley-server relay and STUN on udp://{}", relay.local_addr);
         Some(relay)
     };
     let config = ServerConfig {
@@ -102,8 +100,23 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    // Scripts and tests read this line to find the port.
-    println!("parley-server listening on {scheme}://{addr}");
+    // Scripts and tests read these lines to find the ports: the address
+    // first, then the relay's. One write, and its error ignored: a reader
+    // that stops after the first line must not kill the server.
+    let mut lines = format!("parley-server listening on {scheme}://{addr}\n");
+    if let Some(relay) = &config.relay {
+        lines += &format!(
+            "parley-server relay and STUN on udp://{}\n",
+            relay.local_addr
+        );
+    }
+    {
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        let _ = stdout
+            .write_all(lines.as_bytes())
+            .and_then(|()| stdout.flush());
+    }
     tracing::info!(%addr, scheme, backend = ?store.backend(), "listening");
     let app = app(AppState::new(store, config));
     let shutdown = async {
