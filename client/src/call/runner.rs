@@ -216,10 +216,12 @@ pub async fn run_media(
     loop {
         // Ask the server for our reflexive address and register with its
         // relay, again after 0.2, 0.4, 0.8, 1.6 s until it answers (UDP).
-        if let Some(assist) = &assist
-            && probes < MAX_PROBES
+        let probing = assist.as_ref().is_some_and(|a| {
+            probes < MAX_PROBES
+                && !(reflexive_known && (relay_registered || a.registration.is_none()))
+        });
+        if let Some(assist) = assist.as_ref().filter(|_| probing)
             && Instant::now() >= next_probe
-            && !(reflexive_known && (relay_registered || assist.registration.is_none()))
         {
             if !reflexive_known {
                 send(&socket, assist.addr, &relay::binding_request(stun_id)).await;
@@ -251,7 +253,7 @@ pub async fn run_media(
             return Err(RunError::ConnectTimeout(options.connect_timeout));
         }
         let mut deadline = session.poll_timeout().min(now + Duration::from_millis(100));
-        if assist.is_some() && probes < MAX_PROBES {
+        if probing {
             deadline = deadline.min(next_probe);
         }
         if run.connected_at.is_some() {
