@@ -328,10 +328,11 @@ pub async fn listen(
                             Event::Call(call) if matches!(call.signal, CallSignal::Offer { .. }) => {
                                 backlog.push(call)
                             }
-                            Event::Call(call) => tracing::info!(
-                                call = call.signal.call_id(),
-                                "signal for a call that is not here: ignored"
-                            ),
+                            Event::Call(call) => events(PhoneEvent::Warning(format!(
+                                "call signal for unknown call {} from {}: ignored",
+                                call.signal.call_id(),
+                                call.from
+                            ))),
                             Event::Message(msg) => events(PhoneEvent::Message(msg)),
                             Event::Receipt(_) => {}
                             event @ Event::Undecryptable { .. } => {
