@@ -252,6 +252,32 @@ impl H264Encoder {
     }
 }
 
+/// Converts packed 8-bit RGB (a camera's decoded picture) to I420 with
+/// OpenH264's converter (BT.601), for the encoder.
+pub fn i420_from_rgb(rgb: &[u8], width: usize, height: usize) -> Result<I420Frame, FrameError> {
+    if width == 0 || height == 0 || width % 2 != 0 || height % 2 != 0 {
+        return Err(FrameError::OddDimensions { width, height });
+    }
+    if rgb.len() != width * height * 3 {
+        return Err(FrameError::PlaneSize {
+            plane: "RGB",
+            got: rgb.len(),
+            expected: width * height * 3,
+        });
+    }
+    let yuv = openh264::formats::YUVBuffer::from_rgb_source(openh264::formats::RgbSliceU8::new(
+        rgb,
+        (width, height),
+    ));
+    let (y_stride, uv_stride, _) = yuv.strides();
+    I420Frame::from_strided(
+        width,
+        height,
+        (yuv.y(), yuv.u(), yuv.v()),
+        (y_stride, uv_stride),
+    )
+}
+
 /// An H.264 decoder.
 pub struct H264Decoder {
     inner: Decoder,

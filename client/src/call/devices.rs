@@ -231,12 +231,7 @@ pub fn open_video_input(
         VideoInput::File(path) => Some(Box::new(
             Y4mSource::open(path).map_err(|e| file_error(path, e))?,
         )),
-        VideoInput::Device(name) => {
-            return Err(DeviceError::Unknown(format!(
-                "camera {name:?}: camera capture is not built into this parley; \
-                 use a .y4m file or `pattern`"
-            )));
-        }
+        VideoInput::Device(name) => Some(super::camera::open_camera(name)?),
     })
 }
 

@@ -1,6 +1,7 @@
 //! 1:1 calls: media end-to-end encryption, call signaling carried as E2E
 //! payloads, and the media session over str0m.
 
+pub mod camera;
 pub mod demo;
 pub mod devices;
 pub mod e2ee;

@@ -31,7 +31,8 @@ pub struct MediaArgs {
     /// Speaker: `default`, a device name, a `.wav` file or `null`.
     #[arg(long, default_value = "default")]
     audio_out: String,
-    /// Camera for video calls: a `.y4m` file, `pattern` or `null`.
+    /// Camera for video calls: `default`, a camera's index or name, a
+    /// `.y4m` file, `pattern` or `null`.
     #[arg(long, default_value = "pattern")]
     video_in: String,
     /// Record what is received into this directory (audio.wav, video.y4m).
