@@ -255,7 +255,7 @@ impl H264Encoder {
 /// Converts packed 8-bit RGB (a camera's decoded picture) to I420 with
 /// OpenH264's converter (BT.601), for the encoder.
 pub fn i420_from_rgb(rgb: &[u8], width: usize, height: usize) -> Result<I420Frame, FrameError> {
-    if width == 0 || height == 0 || width % 2 != 0 || height % 2 != 0 {
+    if width == 0 || height == 0 || !width.is_multiple_of(2) || !height.is_multiple_of(2) {
         return Err(FrameError::OddDimensions { width, height });
     }
     if rgb.len() != width * height * 3 {
