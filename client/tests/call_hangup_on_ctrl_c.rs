@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::cli::{Running, parley, start_server};
+use common::cli::{parley, spawn, start_server};
 
 #[test]
 fn ctrl_c_hangs_up_and_the_other_side_sees_it() {
@@ -21,20 +21,20 @@ fn ctrl_c_hangs_up_and_the_other_side_sees_it() {
 
     let mut listen = vec!["listen", "--answer", "--once"];
     listen.extend(media);
-    let mut callee = Running::start("bob", &server.url, &bob_dir, &listen);
+    let mut callee = spawn("bob", &server.url, &bob_dir, &listen);
     callee.wait_for("listening for calls", Duration::from_secs(20));
     let mut call = vec!["call", bob.as_str()];
     call.extend(media);
-    let mut caller = Running::start("alice", &server.url, &alice_dir, &call);
+    let mut caller = spawn("alice", &server.url, &alice_dir, &call);
     caller.wait_for(&format!("connected to {bob}"), Duration::from_secs(30));
     // A second of media, then Ctrl-C.
     caller.wait_for("rtt", Duration::from_secs(10));
     caller.interrupt();
 
-    let (status, out) = caller.finish(Duration::from_secs(20));
+    let (status, out) = caller.wait(Duration::from_secs(20));
     assert!(status.success(), "the caller must exit cleanly:\n{out}");
     assert!(out.contains("ended: you hung up"), "{out}");
-    let (status, out) = callee.finish(Duration::from_secs(20));
+    let (status, out) = callee.wait(Duration::from_secs(20));
     assert!(status.success(), "{out}");
     assert!(out.contains("ended: the other side hung up"), "{out}");
 }

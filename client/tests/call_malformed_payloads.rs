@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::cli::{Running, parley, start_server};
+use common::cli::{parley, spawn, start_server};
 use parley_client::call::e2ee::MasterSecret;
 use parley_client::call::media_session::MediaSession;
 use parley_client::call::signal::{CallSignal, HangupReason};
@@ -43,7 +43,7 @@ async fn listen_reports_bad_offers_and_unknown_calls_and_keeps_answering() {
 
     let mut listen = vec!["listen", "--answer"];
     listen.extend(MEDIA);
-    let mut callee = Running::start("bob", &server.url, &bob_dir, &listen);
+    let mut callee = spawn("bob", &server.url, &bob_dir, &listen);
     callee.wait_for("listening for calls", Duration::from_secs(20));
     let device = scripted.call_devices(&bob).await.unwrap()[0].clone();
     let secret = CallSignal::encode_secret(&MasterSecret::random());
@@ -94,14 +94,17 @@ async fn listen_reports_bad_offers_and_unknown_calls_and_keeps_answering() {
     // Still answering: a real call from alice connects.
     let mut call = vec!["call", bob.as_str(), "--duration", "1"];
     call.extend(MEDIA);
-    let caller = Running::start("alice", &server.url, &alice_dir, &call);
-    let (status, out) = tokio::task::spawn_blocking(move || caller.finish(Duration::from_secs(60)))
-        .await
-        .unwrap();
+    let caller = spawn("alice", &server.url, &alice_dir, &call);
+    let (status, out) = tokio::task::spawn_blocking(move || {
+        let mut caller = caller;
+        caller.wait(Duration::from_secs(60))
+    })
+    .await
+    .unwrap();
     assert!(status.success(), "{out}");
     callee.wait_for(&format!("connected to {alice}"), Duration::from_secs(10));
     callee.interrupt();
-    let (status, out) = callee.finish(Duration::from_secs(20));
+    let (status, out) = callee.wait(Duration::from_secs(20));
     assert!(status.success(), "bob must stop cleanly: {out}");
     assert!(!out.contains("panicked"), "{out}");
 }
@@ -126,7 +129,7 @@ async fn call_reports_a_duplicate_answer_and_goes_on() {
 
     let mut call = vec!["call", bob.as_str(), "--duration", "1"];
     call.extend(MEDIA);
-    let mut caller = Running::start("alice", &server.url, &alice_dir, &call);
+    let mut caller = spawn("alice", &server.url, &alice_dir, &call);
 
     // The scripted callee answers the offer, twice, and runs no media.
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -179,9 +182,12 @@ async fn call_reports_a_duplicate_answer_and_goes_on() {
     assert!(line.contains("ignored"), "{line}");
     // No media ever comes from the scripted callee: the call fails on its
     // connect timeout, cleanly, and says so.
-    let (status, out) = tokio::task::spawn_blocking(move || caller.finish(Duration::from_secs(60)))
-        .await
-        .unwrap();
+    let (status, out) = tokio::task::spawn_blocking(move || {
+        let mut caller = caller;
+        caller.wait(Duration::from_secs(60))
+    })
+    .await
+    .unwrap();
     assert!(!status.success(), "{out}");
     assert!(out.contains("media did not connect"), "{out}");
     conn.close().await;

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::cli::{Running, parley, start_server};
+use common::cli::{parley, spawn, start_server};
 
 #[test]
 fn first_device_to_answer_wins_and_the_other_stops_ringing() {
@@ -27,17 +27,17 @@ fn first_device_to_answer_wins_and_the_other_stops_ringing() {
     // phone answers.
     let mut ring_only = vec!["listen", "--once"];
     ring_only.extend(media);
-    let mut laptop_run = Running::start("laptop", &server.url, &laptop, &ring_only);
+    let mut laptop_run = spawn("laptop", &server.url, &laptop, &ring_only);
     laptop_run.wait_for("listening for calls", Duration::from_secs(20));
     let mut answer = vec!["listen", "--answer", "--once"];
     answer.extend(media);
-    let mut phone_run = Running::start("phone", &server.url, &phone, &answer);
+    let mut phone_run = spawn("phone", &server.url, &phone, &answer);
     phone_run.wait_for("listening for calls", Duration::from_secs(20));
 
     let mut call = vec!["call", bob.as_str(), "--duration", "2"];
     call.extend(media);
-    let caller = Running::start("alice", &server.url, &alice_dir, &call);
-    let (status, out) = caller.finish(Duration::from_secs(60));
+    let mut caller = spawn("alice", &server.url, &alice_dir, &call);
+    let (status, out) = caller.wait(Duration::from_secs(60));
     assert!(status.success(), "{out}");
     assert!(
         out.contains("(2 device(s))"),
@@ -45,7 +45,7 @@ fn first_device_to_answer_wins_and_the_other_stops_ringing() {
     );
     assert!(out.contains(&format!("connected to {bob}")), "{out}");
 
-    let (status, out) = laptop_run.finish(Duration::from_secs(20));
+    let (status, out) = laptop_run.wait(Duration::from_secs(20));
     assert!(status.success(), "{out}");
     assert!(
         out.contains(&format!("incoming voice call from {alice}")),
@@ -53,7 +53,7 @@ fn first_device_to_answer_wins_and_the_other_stops_ringing() {
     );
     assert!(out.contains("ended: answered on another device"), "{out}");
     assert!(!out.contains("connected to"), "{out}");
-    let (status, out) = phone_run.finish(Duration::from_secs(20));
+    let (status, out) = phone_run.wait(Duration::from_secs(20));
     assert!(status.success(), "{out}");
     assert!(out.contains(&format!("connected to {alice}")), "{out}");
 }

@@ -272,26 +272,25 @@ impl RelayCore {
     }
 }
 
-/// Whether the first byte says STUN (RFC 7983).
-fn looks_like_stun(data: &[u8]) -> bool {
-    data.len() >= 20 && data[0] < 4
+/// A STUN binding message of `class`, if `data` is one (RFC 7983: STUN
+/// starts with 0-3).
+fn binding_message(data: &[u8], class: MessageClass) -> Option<Message<Attribute>> {
+    if data.len() < 20 || data[0] >= 4 {
+        return None;
+    }
+    let message = MessageDecoder::<Attribute>::new()
+        .decode_from_bytes(data)
+        .ok()?
+        .ok()?;
+    (message.class() == class && message.method() == BINDING).then_some(message)
 }
 
 /// The binding success for a plain (no USERNAME: not ICE) STUN binding
 /// request, carrying `from` as XOR-MAPPED-ADDRESS; `None` for anything
 /// else.
 fn answer_binding(data: &[u8], from: SocketAddr) -> Option<Vec<u8>> {
-    if !looks_like_stun(data) {
-        return None;
-    }
-    let request = MessageDecoder::<Attribute>::new()
-        .decode_from_bytes(data)
-        .ok()?
-        .ok()?;
-    if request.class() != MessageClass::Request
-        || request.method() != BINDING
-        || request.get_attribute::<Username>().is_some()
-    {
+    let request = binding_message(data, MessageClass::Request)?;
+    if request.get_attribute::<Username>().is_some() {
         return None;
     }
     let mut reply = Message::<Attribute>::new(
@@ -314,17 +313,8 @@ pub fn binding_request(id: [u8; 12]) -> Vec<u8> {
 /// The reflexive address in a binding success for request `id`; `None`
 /// for any other datagram.
 pub fn binding_response(data: &[u8], id: [u8; 12]) -> Option<SocketAddr> {
-    if !looks_like_stun(data) {
-        return None;
-    }
-    let response = MessageDecoder::<Attribute>::new()
-        .decode_from_bytes(data)
-        .ok()?
-        .ok()?;
-    if response.class() != MessageClass::SuccessResponse
-        || response.method() != BINDING
-        || response.transaction_id() != TransactionId::new(id)
-    {
+    let response = binding_message(data, MessageClass::SuccessResponse)?;
+    if response.transaction_id() != TransactionId::new(id) {
         return None;
     }
     response

@@ -200,6 +200,15 @@ impl Process {
         }
     }
 
+    /// Sends SIGINT, as Ctrl-C on a terminal does.
+    pub fn interrupt(&self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("kill is installed");
+        assert!(status.success(), "could not signal {}", self.name);
+    }
+
     /// Waits for the process to exit; its output so far.
     pub fn wait(&mut self, timeout: Duration) -> (std::process::ExitStatus, String) {
         let deadline = Instant::now() + timeout;

@@ -74,106 +74,16 @@ pub fn parley(server: &str, dir: &Path, args: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// A `parley` process left running, its stderr read line by line.
-pub struct Running {
-    child: std::process::Child,
-    lines: std::sync::mpsc::Receiver<String>,
-    seen: Vec<String>,
-    name: String,
-}
-
-impl Running {
-    /// Starts `parley --server URL --data-dir DIR ARGS` with stdin closed.
-    pub fn start(name: &str, server: &str, dir: &Path, args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_parley"))
-            .arg("--server")
-            .arg(server)
-            .arg("--data-dir")
-            .arg(dir)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                let _ = tx.send(line);
-            }
-        });
-        Self {
-            child,
-            lines,
-            seen: Vec::new(),
-            name: name.to_string(),
-        }
-    }
-
-    /// Waits for a stderr line containing `text`.
-    pub fn wait_for(&mut self, text: &str, timeout: std::time::Duration) -> String {
-        let deadline = std::time::Instant::now() + timeout;
-        if let Some(line) = self.seen.iter().find(|l| l.contains(text)) {
-            return line.clone();
-        }
-        loop {
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if line.contains(text) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "{} did not print {text:?} within {timeout:?}:\n{}",
-                    self.name,
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// Sends SIGINT, as Ctrl-C on a terminal does.
-    pub fn interrupt(&self) {
-        let status = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-
-    /// Waits for the exit; the exit status and everything printed.
-    pub fn finish(mut self, timeout: std::time::Duration) -> (std::process::ExitStatus, String) {
-        let deadline = std::time::Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                std::thread::sleep(std::time::Duration::from_millis(100));
-                self.seen.extend(self.lines.try_iter());
-                return (status, self.seen.join("\n"));
-            }
-            self.seen.extend(self.lines.try_iter());
-            if std::time::Instant::now() > deadline {
-                let _ = self.child.kill();
-                panic!(
-                    "{} still running after {timeout:?}:\n{}",
-                    self.name,
-                    self.seen.join("\n")
-                );
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts `parley --server URL --data-dir DIR ARGS` and leaves it running,
+/// its output collected line by line (and logged next to `dir`).
+pub fn spawn(name: &str, server: &str, dir: &Path, args: &[&str]) -> parley_tests::Process {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_parley"));
+    command
+        .arg("--server")
+        .arg(server)
+        .arg("--data-dir")
+        .arg(dir)
+        .args(args);
+    let log = dir.with_extension(format!("{name}.log"));
+    parley_tests::Process::spawn(name, command, &log)
 }
