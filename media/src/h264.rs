@@ -351,11 +351,23 @@ impl YUVSource for YuvView<'_> {
 /// and without the zero bytes a following 4-byte start code leaves behind.
 /// Anything before the first start code is skipped.
 pub fn nal_units(annex_b: &[u8]) -> impl Iterator<Item = &[u8]> {
-    openh264::nal_units(annex_b).filter_map(|unit| {
-        let start = unit.iter().position(|&b| b != 0)?;
-        // `unit[start]` is the 0x01 that ends the start code.
-        let body = &unit[start + 1..];
-        let end = body.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
-        (end > 0).then(|| &body[..end])
+    // Every NAL unit follows a `00 00 01` (a four-byte start code is a zero
+    // byte in front of one), and emulation prevention guarantees that
+    // sequence never occurs inside a unit: one memmem pass finds them all.
+    let mut starts = memchr::memmem::find_iter(annex_b, &[0, 0, 1])
+        .map(|i| i + 3)
+        .peekable();
+    std::iter::from_fn(move || {
+        loop {
+            let start = starts.next()?;
+            let end = starts.peek().map_or(annex_b.len(), |&next| next - 3);
+            let unit = &annex_b[start..end];
+            // Trailing zeros belong to the next start code (or are
+            // trailing_zero_8bits), not to this unit.
+            let len = unit.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1);
+            if len > 0 {
+                return Some(&unit[..len]);
+            }
+        }
     })
 }
