@@ -329,47 +329,43 @@ impl FrameDecryptor {
 /// 0x03 in front, so `00 00 0x` (x <= 3) never appears.
 fn escape_into(data: &[u8], out: &mut Vec<u8>) {
     out.reserve(data.len() + data.len() / 128 + 4);
-    // Only bytes after two zeros need looking at: runs without a zero are
-    // copied whole (memchr finds the next zero), which makes this about
-    // as fast as a copy on ciphertext, where zeros are rare.
-    let (mut zeros, mut rest) = (0usize, data);
-    while let Some((&b, tail)) = rest.split_first() {
-        if zeros >= 2 {
-            if b <= 3 {
-                out.push(3);
-            }
-            out.push(b);
-            // After an inserted 0x03 the count restarts at this byte.
-            zeros = usize::from(b == 0);
-            rest = tail;
-            continue;
+    copy_around_zero_pairs(data, out, |b, _, out| {
+        if b <= 3 {
+            out.push(3);
         }
-        match memchr::memchr(0, rest) {
-            None => {
-                out.extend_from_slice(rest);
-                return;
-            }
-            Some(i) => {
-                out.extend_from_slice(&rest[..=i]);
-                zeros = if i == 0 { zeros + 1 } else { 1 };
-                rest = &rest[i + 1..];
-            }
-        }
-    }
+        out.push(b);
+        // After an inserted 0x03 the count restarts at this byte.
+        usize::from(b == 0)
+    });
 }
 
 /// Undoes [`escape_into`]: drops the 0x03 of every `00 00 03`.
 fn unescape_into(data: &[u8], out: &mut Vec<u8>) {
     out.reserve(data.len());
+    copy_around_zero_pairs(data, out, |b, zeros, out| {
+        if b == 3 {
+            return 0;
+        }
+        out.push(b);
+        if b == 0 { zeros + 1 } else { 0 }
+    });
+}
+
+/// Copies `data` into `out`, handing each byte that follows two or more
+/// zero bytes to `after_zeros(byte, zeros, out)`, which writes what it
+/// wants and returns the new count of trailing zeros. Only those bytes
+/// need looking at: runs up to the next zero are copied whole (memchr),
+/// which makes escaping about as fast as a copy on ciphertext, where zeros
+/// are rare.
+fn copy_around_zero_pairs(
+    data: &[u8],
+    out: &mut Vec<u8>,
+    mut after_zeros: impl FnMut(u8, usize, &mut Vec<u8>) -> usize,
+) {
     let (mut zeros, mut rest) = (0usize, data);
     while let Some((&b, tail)) = rest.split_first() {
         if zeros >= 2 {
-            if b == 3 {
-                zeros = 0;
-            } else {
-                out.push(b);
-                zeros = if b == 0 { zeros + 1 } else { 0 };
-            }
+            zeros = after_zeros(b, zeros, out);
             rest = tail;
             continue;
         }

@@ -461,10 +461,9 @@ async fn drive(
                     let media = call.media.take().expect("notices come from a media task");
                     match media.task.await {
                         Ok(Ok(run)) => {
-                            let summary_run = Some(run);
                             call.flow.hangup();
                             carry_out(m, &mut call, options, events).await;
-                            let summary = summarise(&call, summary_run);
+                            let summary = summarise(&call, Some(run));
                             events(PhoneEvent::Ended(summary.clone()));
                             return Ok((summary, stopped));
                         }
