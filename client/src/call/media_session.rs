@@ -42,6 +42,7 @@ const AUDIO_TICKS_PER_FRAME: u64 = 960;
 /// path is not flooded.
 const PLI_INTERVAL_MIN: Duration = Duration::from_millis(50);
 const PLI_INTERVAL_MAX: Duration = Duration::from_millis(300);
+const PLI_INTERVAL_UNKNOWN_RTT: Duration = Duration::from_millis(100);
 
 /// Where the bandwidth estimate starts, and what it may probe up to: VGA
 /// H.264 looks good from about 600 kbit/s and gains little past 1.5 Mbit/s.
@@ -676,7 +677,11 @@ impl MediaSession {
         let interval = self
             .stats
             .rtt
-            .map_or(PLI_INTERVAL_MAX, |rtt| 2 * rtt + Duration::from_millis(20))
+            // Before the first RTCP round trip (a call's first keyframe),
+            // assume a short path rather than wait the maximum.
+            .map_or(PLI_INTERVAL_UNKNOWN_RTT, |rtt| {
+                2 * rtt + Duration::from_millis(20)
+            })
             .clamp(PLI_INTERVAL_MIN, PLI_INTERVAL_MAX);
         if self.last_pli.is_some_and(|t| now < t + interval) {
             return;
