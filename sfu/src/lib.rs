@@ -1,9 +1,18 @@
-//! Parley's selective forwarding unit (not built yet).
+//! Parley's selective forwarding unit for group calls.
 //!
-//! This crate will hold a sans-IO forwarding core over str0m that takes
-//! `now` and returns what to send (rooms, publish and subscribe, per
-//! subscriber SSRC / sequence / timestamp rewriting, simulcast layer choice,
-//! NACK answered from a cache, throttled keyframe requests, active speaker),
-//! plus a thin UDP shell. It forwards SFrame-encrypted media without ever
-//! holding a key. See `../shared/DESIGN.md`, "Calls", and issue 5.
-#![forbid(unsafe_code)]
+//! Every participant sends its media once, SFrame-encrypted with its own
+//! key; the SFU forwards it to everyone else in the room without being able
+//! to read it. [`room`] is the sans-IO core (str0m sessions on one socket,
+//! forwarding, renegotiation, timeouts), [`server`] the tokio shell,
+//! [`token`] the join tokens the signaling server signs, [`control`] the
+//! messages on each participant's data channel.
+
+pub mod control;
+pub mod room;
+pub mod server;
+pub mod token;
+
+pub use control::{CHANNEL_LABEL, ControlMessage, Participant, TrackKind};
+pub use room::{JoinError, LeaveReason, Sfu, SfuConfig, SfuEvent, SfuStats, Transmit};
+pub use server::{SfuHandle, SfuStopped};
+pub use token::{JoinClaims, TokenError, TokenKey};

@@ -1,0 +1,849 @@
+//! The sans-IO forwarding core: every participant of every room is one
+//! str0m [`Rtc`] on one shared UDP socket, and media one participant
+//! publishes is written to every other participant of its room.
+//!
+//! Forwarding works on frames, as str0m's `chat` example does: str0m
+//! reassembles each published frame (answering the publisher's side of
+//! NACK/RTX as a receiver) and packetizes it again for each subscriber,
+//! which gives every subscriber its own SSRC, sequence numbers and send
+//! buffer, so a subscriber's NACKs are answered from that buffer without
+//! bothering the publisher. Frames are SFrame ciphertext with H.264 NAL
+//! headers in clear: the SFU sees NAL types and sizes, never media.
+//!
+//! [`Sfu`] takes `now` on every call and queues what to send
+//! ([`Sfu::poll_transmit`]); the UDP shell in [`crate::server`] owns the
+//! socket and the clock. Time only enters through those arguments, so the
+//! timeouts here (a participant that vanishes, one that never connects) are
+//! testable without waiting.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::channel::ChannelId;
+use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
+
+use crate::control::{CHANNEL_LABEL, ControlMessage, Participant, TrackKind};
+use crate::token::{TokenError, TokenKey};
+
+/// How the SFU behaves; the defaults suit a real deployment.
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// The UDP socket's address as participants reach it: the one ICE
+    /// candidate every session offers.
+    pub public_addr: SocketAddr,
+    /// Verifies join tokens.
+    pub key: TokenKey,
+    /// A connected participant heard from for this long is removed and the
+    /// others told it left (ICE consent checks every few seconds keep a
+    /// live one well inside it).
+    pub peer_timeout: Duration,
+    /// A participant that joined but never connected is removed after this.
+    pub connect_timeout: Duration,
+    /// At most one keyframe request per published track this often: every
+    /// subscriber's PLI after a loss burst would otherwise make the
+    /// publisher send a keyframe each.
+    pub keyframe_request_interval: Duration,
+}
+
+impl SfuConfig {
+    /// Defaults for an SFU reached at `public_addr`.
+    pub fn new(public_addr: SocketAddr, key: TokenKey) -> Self {
+        Self {
+            public_addr,
+            key,
+            peer_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(20),
+            keyframe_request_interval: Duration::from_millis(300),
+        }
+    }
+}
+
+/// Why a join was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum JoinError {
+    /// The token is malformed, forged, expired or for another room.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The token names another room than the one asked for.
+    #[error("join token is for another room")]
+    WrongRoom,
+    /// The offer is not SDP str0m accepts.
+    #[error("bad offer: {0}")]
+    Sdp(String),
+    /// The offer has no data channel, so the SFU could never offer the
+    /// participant anyone else's tracks.
+    #[error("the offer has no data channel (m=application) for the SFU's control messages")]
+    NoDataChannel,
+    /// str0m refused the offer.
+    #[error("offer refused: {0}")]
+    Rtc(#[from] RtcError),
+}
+
+/// Why a participant left a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaveReason {
+    /// It said so.
+    Left,
+    /// Nothing heard from it (or it never connected) within the timeout.
+    TimedOut,
+    /// ICE lost the path.
+    Disconnected,
+    /// The same device joined the room again.
+    Replaced,
+    /// Its session failed.
+    Failed(String),
+}
+
+impl std::fmt::Display for LeaveReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Left => f.write_str("left"),
+            Self::TimedOut => f.write_str("timed out"),
+            Self::Disconnected => f.write_str("disconnected"),
+            Self::Replaced => f.write_str("joined again from the same device"),
+            Self::Failed(why) => write!(f, "failed: {why}"),
+        }
+    }
+}
+
+/// What happened, for logs and metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SfuEvent {
+    /// A participant was admitted.
+    Joined {
+        /// To this room.
+        room: String,
+        /// Who.
+        participant: Participant,
+    },
+    /// A participant was removed.
+    Left {
+        /// From this room.
+        room: String,
+        /// Who.
+        participant: Participant,
+        /// Why.
+        reason: LeaveReason,
+    },
+}
+
+/// A datagram to send from the SFU's socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to.
+    pub destination: SocketAddr,
+    /// The datagram.
+    pub contents: Vec<u8>,
+}
+
+/// Counters for `/metrics`, tests and the load generator.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SfuStats {
+    /// Frames written to subscribers (one per subscriber per frame).
+    pub frames_forwarded: u64,
+    /// Bytes of those frames.
+    pub bytes_forwarded: u64,
+    /// Keyframe requests sent to publishers (after throttling).
+    pub keyframe_requests: u64,
+    /// Datagrams no participant's session accepted.
+    pub unrouted_datagrams: u64,
+    /// Control messages that were not valid JSON of a known kind.
+    pub bad_control_messages: u64,
+}
+
+/// A track a participant publishes.
+#[derive(Debug)]
+struct TrackIn {
+    mid: Mid,
+    kind: MediaKind,
+    last_keyframe_request: Option<Instant>,
+}
+
+/// Another participant's track, as this participant receives it.
+#[derive(Debug)]
+struct TrackOut {
+    source: Participant,
+    source_mid: Mid,
+    kind: MediaKind,
+    state: TrackOutState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TrackOutState {
+    /// Not negotiated yet.
+    ToOpen,
+    /// In an offer that is not answered yet.
+    Negotiating(Mid),
+    Open(Mid),
+    /// Its source left; to be stopped in the next offer.
+    ToStop(Mid),
+    NegotiatingStop(Mid),
+}
+
+struct Peer {
+    who: Participant,
+    room: String,
+    rtc: Rtc,
+    channel: Option<ChannelId>,
+    /// Control messages waiting for the data channel to open.
+    control_out: VecDeque<ControlMessage>,
+    pending: Option<SdpPendingOffer>,
+    tracks_in: Vec<TrackIn>,
+    tracks_out: Vec<TrackOut>,
+    /// str0m's next deadline.
+    timeout: Instant,
+    joined_at: Instant,
+    last_heard: Option<Instant>,
+    connected: bool,
+    gone: Option<LeaveReason>,
+}
+
+/// Work one participant's output makes for others.
+enum Work {
+    TrackOpened {
+        source: u64,
+        mid: Mid,
+        kind: MediaKind,
+    },
+    Media {
+        source: u64,
+        data: Box<MediaData>,
+    },
+    KeyframeRequest {
+        source: u64,
+        mid: Mid,
+        kind: KeyframeRequestKind,
+    },
+}
+
+/// The SFU: rooms of participants, one str0m session each.
+pub struct Sfu {
+    config: SfuConfig,
+    peers: Vec<Peer>,
+    next_id: u64,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<SfuEvent>,
+    stats: SfuStats,
+}
+
+impl Sfu {
+    /// An SFU with no rooms yet.
+    pub fn new(config: SfuConfig) -> Self {
+        Self {
+            config,
+            peers: Vec::new(),
+            next_id: 1,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: SfuStats::default(),
+        }
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> SfuStats {
+        self.stats
+    }
+
+    /// Participants in `room` now.
+    pub fn participants(&self, room: &str) -> Vec<Participant> {
+        self.peers
+            .iter()
+            .filter(|p| p.room == room && p.gone.is_none())
+            .map(|p| p.who.clone())
+            .collect()
+    }
+
+    /// Admits the holder of `token` to `room` with its SDP `offer`
+    /// (audio and video lines it sends, and a data channel); returns the
+    /// SDP answer. `unix_now` (seconds) checks the token's expiry.
+    pub fn join(
+        &mut self,
+        now: Instant,
+        unix_now: u64,
+        room: &str,
+        token: &str,
+        offer: &str,
+    ) -> Result<String, JoinError> {
+        let claims = self.config.key.verify(token, unix_now)?;
+        if claims.room != room {
+            return Err(JoinError::WrongRoom);
+        }
+        if !offer.lines().any(|l| l.starts_with("m=application")) {
+            return Err(JoinError::NoDataChannel);
+        }
+        let offer = SdpOffer::from_sdp_string(offer).map_err(|e| JoinError::Sdp(e.to_string()))?;
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_h264(true)
+            // Forward audio the moment it arrives: holding it back to
+            // reorder only adds delay the receiver's jitter buffer would
+            // have absorbed anyway.
+            .set_reordering_size_audio(0)
+            .build(now);
+        let candidate = Candidate::host(self.config.public_addr, "udp")
+            .map_err(|e| JoinError::Sdp(format!("host candidate: {e}")))?;
+        rtc.add_local_candidate(candidate);
+        let answer = rtc.sdp_api().accept_offer(offer)?;
+
+        // A device joining again (a restart, a new network) replaces its
+        // old session rather than appearing twice.
+        for peer in &mut self.peers {
+            if peer.room == room
+                && peer.who.user == claims.user
+                && peer.who.device == claims.device
+                && peer.gone.is_none()
+            {
+                peer.gone = Some(LeaveReason::Replaced);
+            }
+        }
+        self.remove_gone(now);
+
+        let who = Participant {
+            id: self.next_id,
+            user: claims.user,
+            device: claims.device,
+        };
+        self.next_id += 1;
+        let mut control_out = VecDeque::from([ControlMessage::Welcome { you: who.clone() }]);
+        let mut tracks_out = Vec::new();
+        for other in self.peers.iter().filter(|p| p.room == room) {
+            control_out.push_back(ControlMessage::Joined {
+                participant: other.who.clone(),
+            });
+            for track in &other.tracks_in {
+                tracks_out.push(TrackOut {
+                    source: other.who.clone(),
+                    source_mid: track.mid,
+                    kind: track.kind,
+                    state: TrackOutState::ToOpen,
+                });
+            }
+        }
+        for other in self.peers.iter_mut().filter(|p| p.room == room) {
+            other.send_control(ControlMessage::Joined {
+                participant: who.clone(),
+            });
+        }
+        tracing::info!(room, user = %who.user, device = %who.device, id = who.id, "joined");
+        self.events.push_back(SfuEvent::Joined {
+            room: room.to_string(),
+            participant: who.clone(),
+        });
+        self.peers.push(Peer {
+            who,
+            room: room.to_string(),
+            rtc,
+            channel: None,
+            control_out,
+            pending: None,
+            tracks_in: Vec::new(),
+            tracks_out,
+            timeout: now,
+            joined_at: now,
+            last_heard: None,
+            connected: false,
+            gone: None,
+        });
+        let index = self.peers.len() - 1;
+        self.run(now, index);
+        // The others may have control messages to send now.
+        for i in 0..self.peers.len() {
+            if self.peers[i].room == room && i != index {
+                self.run(now, i);
+            }
+        }
+        self.remove_gone(now);
+        Ok(answer.to_sdp_string())
+    }
+
+    /// A datagram arrived on the SFU's socket (`destination` is the
+    /// socket's own address).
+    pub fn handle_receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) {
+        let Ok(contents) = data.try_into() else {
+            self.stats.unrouted_datagrams += 1;
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination,
+                contents,
+            },
+        );
+        let Some(index) = self.peers.iter().position(|p| p.rtc.accepts(&input)) else {
+            // Common for a moment after a join (the browser's first STUN
+            // can race the answer) and for strays: not an error.
+            self.stats.unrouted_datagrams += 1;
+            return;
+        };
+        let peer = &mut self.peers[index];
+        peer.last_heard = Some(now);
+        if let Err(e) = peer.rtc.handle_input(input) {
+            peer.gone = Some(LeaveReason::Failed(e.to_string()));
+        }
+        self.run(now, index);
+        self.remove_gone(now);
+    }
+
+    /// When [`Sfu::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.peers
+            .iter()
+            .map(|p| p.timeout.min(self.vanish_deadline(p)))
+            .min()
+    }
+
+    /// Drives every session's timers and removes vanished participants.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for index in 0..self.peers.len() {
+            let deadline = self.vanish_deadline(&self.peers[index]);
+            let peer = &mut self.peers[index];
+            if now >= deadline && peer.gone.is_none() {
+                peer.gone = Some(LeaveReason::TimedOut);
+            }
+            if peer.timeout <= now {
+                if let Err(e) = peer.rtc.handle_input(Input::Timeout(now)) {
+                    peer.gone = Some(LeaveReason::Failed(e.to_string()));
+                }
+                self.run(now, index);
+            }
+        }
+        self.remove_gone(now);
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for logs and metrics.
+    pub fn poll_event(&mut self) -> Option<SfuEvent> {
+        self.events.pop_front()
+    }
+
+    fn vanish_deadline(&self, peer: &Peer) -> Instant {
+        match peer.last_heard {
+            Some(heard) if peer.connected => heard + self.config.peer_timeout,
+            _ => peer.joined_at + self.config.connect_timeout,
+        }
+    }
+
+    /// Polls participant `first` until its session is idle, hands what it
+    /// published to the others, and polls each one that got something,
+    /// until no session has work left.
+    fn run(&mut self, now: Instant, first: usize) {
+        let mut dirty = vec![first];
+        while let Some(index) = dirty.pop() {
+            let work = self.poll_peer(now, index);
+            for item in work {
+                self.apply(now, item, &mut dirty);
+            }
+        }
+    }
+
+    fn poll_peer(&mut self, now: Instant, index: usize) -> Vec<Work> {
+        let interval = self.config.keyframe_request_interval;
+        let peer = &mut self.peers[index];
+        let mut work = Vec::new();
+        if peer.gone.is_some() {
+            return work;
+        }
+        peer.negotiate_if_needed();
+        peer.flush_control();
+        loop {
+            let output = match peer.rtc.poll_output() {
+                Ok(output) => output,
+                Err(e) => {
+                    peer.gone = Some(LeaveReason::Failed(e.to_string()));
+                    return work;
+                }
+            };
+            match output {
+                Output::Timeout(t) => {
+                    peer.timeout = t;
+                    break;
+                }
+                Output::Transmit(t) => self.transmits.push_back(Transmit {
+                    destination: t.destination,
+                    contents: t.contents.to_vec(),
+                }),
+                Output::Event(event) => {
+                    peer.handle_event(now, event, interval, &mut self.stats, &mut work);
+                    // A control message (an answer) may allow the next
+                    // negotiation; an opened channel flushes the queue.
+                    peer.negotiate_if_needed();
+                    peer.flush_control();
+                }
+            }
+        }
+        if !peer.rtc.is_alive() && peer.gone.is_none() {
+            peer.gone = Some(LeaveReason::Disconnected);
+        }
+        work
+    }
+
+    fn apply(&mut self, now: Instant, work: Work, dirty: &mut Vec<usize>) {
+        match work {
+            Work::TrackOpened { source, mid, kind } => {
+                let Some(publisher) = self.peers.iter().find(|p| p.who.id == source) else {
+                    return;
+                };
+                let (room, who) = (publisher.room.clone(), publisher.who.clone());
+                for (i, peer) in self.peers.iter_mut().enumerate() {
+                    if peer.room == room && peer.who.id != source && peer.gone.is_none() {
+                        peer.tracks_out.push(TrackOut {
+                            source: who.clone(),
+                            source_mid: mid,
+                            kind,
+                            state: TrackOutState::ToOpen,
+                        });
+                        mark(dirty, i);
+                    }
+                }
+            }
+            Work::Media { source, data } => {
+                let Some(room) = self.room_of(source) else {
+                    return;
+                };
+                let (mid, params, time, network_time) =
+                    (data.mid, data.params, data.time, data.network_time);
+                // One allocation shared by every subscriber's packetizer.
+                let frame: Arc<[u8]> = data.data;
+                for (i, peer) in self.peers.iter_mut().enumerate() {
+                    if peer.room != room || peer.who.id == source || peer.gone.is_some() {
+                        continue;
+                    }
+                    let Some(out_mid) = peer.tracks_out.iter().find_map(|t| match t.state {
+                        TrackOutState::Open(m) if t.source.id == source && t.source_mid == mid => {
+                            Some(m)
+                        }
+                        _ => None,
+                    }) else {
+                        continue;
+                    };
+                    let Some(writer) = peer.rtc.writer(out_mid) else {
+                        continue;
+                    };
+                    let Some(pt) = writer.match_params(params) else {
+                        continue;
+                    };
+                    match writer.write(pt, network_time, time, frame.clone()) {
+                        Ok(()) => {
+                            self.stats.frames_forwarded += 1;
+                            self.stats.bytes_forwarded += frame.len() as u64;
+                            mark(dirty, i);
+                        }
+                        Err(e) => tracing::debug!(error = %e, "forwarding a frame failed"),
+                    }
+                }
+            }
+            Work::KeyframeRequest { source, mid, kind } => {
+                let interval = self.config.keyframe_request_interval;
+                let Some(i) = self.peers.iter().position(|p| p.who.id == source) else {
+                    return;
+                };
+                if self.peers[i].request_keyframe(now, mid, kind, interval) {
+                    self.stats.keyframe_requests += 1;
+                    mark(dirty, i);
+                }
+            }
+        }
+    }
+
+    fn room_of(&self, participant: u64) -> Option<String> {
+        self.peers
+            .iter()
+            .find(|p| p.who.id == participant)
+            .map(|p| p.room.clone())
+    }
+
+    /// Removes participants marked gone, tells their rooms, and stops
+    /// their tracks at every subscriber.
+    fn remove_gone(&mut self, now: Instant) {
+        while let Some(index) = self.peers.iter().position(|p| p.gone.is_some()) {
+            let mut peer = self.peers.remove(index);
+            peer.rtc.disconnect();
+            let reason = peer.gone.take().expect("position found a gone peer");
+            tracing::info!(room = %peer.room, user = %peer.who.user, id = peer.who.id, %reason, "left");
+            for i in 0..self.peers.len() {
+                let other = &mut self.peers[i];
+                if other.room != peer.room {
+                    continue;
+                }
+                other.tracks_out.retain_mut(|t| {
+                    if t.source.id != peer.who.id {
+                        return true;
+                    }
+                    match t.state {
+                        TrackOutState::ToOpen => false,
+                        TrackOutState::Negotiating(m) | TrackOutState::Open(m) => {
+                            t.state = TrackOutState::ToStop(m);
+                            true
+                        }
+                        TrackOutState::ToStop(_) | TrackOutState::NegotiatingStop(_) => true,
+                    }
+                });
+                other.send_control(ControlMessage::Left {
+                    participant: peer.who.clone(),
+                    reason: reason.to_string(),
+                });
+                self.run(now, i);
+            }
+            self.events.push_back(SfuEvent::Left {
+                room: peer.room,
+                participant: peer.who,
+                reason,
+            });
+        }
+    }
+}
+
+fn mark(dirty: &mut Vec<usize>, index: usize) {
+    if !dirty.contains(&index) {
+        dirty.push(index);
+    }
+}
+
+impl Peer {
+    fn send_control(&mut self, message: ControlMessage) {
+        self.control_out.push_back(message);
+    }
+
+    /// Writes queued control messages once the data channel is open.
+    fn flush_control(&mut self) {
+        let Some(id) = self.channel else {
+            return;
+        };
+        while let Some(message) = self.control_out.pop_front() {
+            let Some(mut channel) = self.rtc.channel(id) else {
+                self.control_out.push_front(message);
+                return;
+            };
+            if let Err(e) = channel.write(false, message.to_json().as_bytes()) {
+                tracing::debug!(error = %e, "control message not written");
+                self.control_out.push_front(message);
+                return;
+            }
+        }
+    }
+
+    fn handle_event(
+        &mut self,
+        now: Instant,
+        event: Event,
+        keyframe_interval: Duration,
+        stats: &mut SfuStats,
+        work: &mut Vec<Work>,
+    ) {
+        match event {
+            Event::Connected => self.connected = true,
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                self.gone = Some(LeaveReason::Disconnected);
+            }
+            Event::ChannelOpen(id, label) if label == CHANNEL_LABEL => self.channel = Some(id),
+            Event::ChannelData(data) if Some(data.id) == self.channel => {
+                match ControlMessage::from_json(&data.data) {
+                    Ok(ControlMessage::Answer { sdp }) => {
+                        // A subscriber's decoder starts at a keyframe: ask
+                        // for one rather than wait for its PLI.
+                        for track in self.accept_answer(&sdp) {
+                            work.push(Work::KeyframeRequest {
+                                source: track.0,
+                                mid: track.1,
+                                kind: KeyframeRequestKind::Fir,
+                            });
+                        }
+                    }
+                    Ok(ControlMessage::Leave) => self.gone = Some(LeaveReason::Left),
+                    Ok(other) => {
+                        stats.bad_control_messages += 1;
+                        tracing::debug!(?other, "control message only the SFU sends");
+                    }
+                    Err(e) => {
+                        stats.bad_control_messages += 1;
+                        tracing::debug!(error = %e, "malformed control message");
+                    }
+                }
+            }
+            Event::MediaAdded(added) if added.direction == Direction::RecvOnly => {
+                self.tracks_in.push(TrackIn {
+                    mid: added.mid,
+                    kind: added.kind,
+                    last_keyframe_request: None,
+                });
+                work.push(Work::TrackOpened {
+                    source: self.who.id,
+                    mid: added.mid,
+                    kind: added.kind,
+                });
+            }
+            Event::MediaData(data) => {
+                let Some(kind) = self
+                    .tracks_in
+                    .iter()
+                    .find(|t| t.mid == data.mid)
+                    .map(|t| t.kind)
+                else {
+                    return;
+                };
+                if kind == MediaKind::Video && !data.contiguous {
+                    // A gap the NACKs did not fill: every subscriber's
+                    // decoder needs a keyframe to go on.
+                    if self.request_keyframe(
+                        now,
+                        data.mid,
+                        KeyframeRequestKind::Pli,
+                        keyframe_interval,
+                    ) {
+                        stats.keyframe_requests += 1;
+                    }
+                }
+                work.push(Work::Media {
+                    source: self.who.id,
+                    data: Box::new(data),
+                });
+            }
+            Event::KeyframeRequest(request) => {
+                if let Some(track) = self
+                    .tracks_out
+                    .iter()
+                    .find(|t| t.state == TrackOutState::Open(request.mid))
+                {
+                    work.push(Work::KeyframeRequest {
+                        source: track.source.id,
+                        mid: track.source_mid,
+                        kind: request.kind,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Asks this participant for a keyframe on its track `mid`, at most
+    /// once per `interval`; true when the request went out.
+    fn request_keyframe(
+        &mut self,
+        now: Instant,
+        mid: Mid,
+        kind: KeyframeRequestKind,
+        interval: Duration,
+    ) -> bool {
+        let Some(track) = self.tracks_in.iter_mut().find(|t| t.mid == mid) else {
+            return false;
+        };
+        if track
+            .last_keyframe_request
+            .is_some_and(|t| now < t + interval)
+        {
+            return false;
+        }
+        let Some(mut writer) = self.rtc.writer(mid) else {
+            return false;
+        };
+        if writer.request_keyframe(None, kind).is_err() {
+            return false;
+        }
+        track.last_keyframe_request = Some(now);
+        true
+    }
+
+    /// Offers the media lines that changed since the last offer, when the
+    /// data channel is open and no offer is outstanding.
+    fn negotiate_if_needed(&mut self) {
+        if self.channel.is_none() || self.pending.is_some() {
+            return;
+        }
+        let mut change = self.rtc.sdp_api();
+        let mut announced = Vec::new();
+        for track in &mut self.tracks_out {
+            match track.state {
+                TrackOutState::ToOpen => {
+                    let stream = track.source.id.to_string();
+                    let mid = change.add_media(
+                        track.kind,
+                        Direction::SendOnly,
+                        Some(stream.clone()),
+                        Some(format!("{stream}-{}", track.source_mid)),
+                        None,
+                    );
+                    track.state = TrackOutState::Negotiating(mid);
+                    announced.push((mid, track.kind, track.source.clone()));
+                }
+                TrackOutState::ToStop(mid) => {
+                    change.stop_media(mid);
+                    track.state = TrackOutState::NegotiatingStop(mid);
+                }
+                _ => {}
+            }
+        }
+        if !change.has_changes() {
+            return;
+        }
+        let Some((offer, pending)) = change.apply() else {
+            return;
+        };
+        self.pending = Some(pending);
+        // The participant's id is in the stream id too, but str0m does
+        // not surface it to the other side: say it in a control message.
+        for (mid, kind, source) in announced {
+            self.control_out.push_back(ControlMessage::Track {
+                mid: mid.to_string(),
+                kind: match kind {
+                    MediaKind::Audio => TrackKind::Audio,
+                    MediaKind::Video => TrackKind::Video,
+                },
+                participant: source,
+            });
+        }
+        self.control_out.push_back(ControlMessage::Offer {
+            sdp: offer.to_sdp_string(),
+        });
+    }
+
+    /// Applies the participant's answer; returns the video tracks it
+    /// opened (source participant, source mid).
+    fn accept_answer(&mut self, sdp: &str) -> Vec<(u64, Mid)> {
+        let Some(pending) = self.pending.take() else {
+            tracing::debug!("an answer with no offer outstanding");
+            return Vec::new();
+        };
+        let answer = match SdpAnswer::from_sdp_string(sdp) {
+            Ok(answer) => answer,
+            Err(e) => {
+                self.gone = Some(LeaveReason::Failed(format!("bad answer: {e}")));
+                return Vec::new();
+            }
+        };
+        if let Err(e) = self.rtc.sdp_api().accept_answer(pending, answer) {
+            self.gone = Some(LeaveReason::Failed(format!("answer refused: {e}")));
+            return Vec::new();
+        }
+        let mut opened = Vec::new();
+        for track in &mut self.tracks_out {
+            if let TrackOutState::Negotiating(m) = track.state {
+                track.state = TrackOutState::Open(m);
+                if track.kind == MediaKind::Video {
+                    opened.push((track.source.id, track.source_mid));
+                }
+            }
+        }
+        self.tracks_out
+            .retain(|t| !matches!(t.state, TrackOutState::NegotiatingStop(_)));
+        opened
+    }
+}
