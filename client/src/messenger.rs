@@ -753,6 +753,34 @@ impl Messenger {
         }
     }
 
+    /// A token to join `group_id`'s call on the server's SFU (members
+    /// only; 404 from a server without an SFU).
+    pub async fn group_call(
+        &mut self,
+        group_id: &str,
+    ) -> Result<parley_signaling::api::GroupCallGrant, MessengerError> {
+        let path = format!("/v1/groups/{group_id}/call");
+        self.post(&path, &serde_json::json!({}), "group call token")
+            .await
+    }
+
+    /// Sends an SDP offer to the SFU with a join token; returns its answer.
+    pub async fn sfu_join(
+        &mut self,
+        room: &str,
+        token: &str,
+        offer: &str,
+    ) -> Result<String, MessengerError> {
+        let request = parley_signaling::api::SfuJoinRequest {
+            room: room.to_string(),
+            token: token.to_string(),
+            offer: offer.to_string(),
+        };
+        let joined: parley_signaling::api::SfuJoinAnswer =
+            self.post("/v1/sfu/join", &request, "SFU join").await?;
+        Ok(joined.answer)
+    }
+
     /// Creates a group with this user as owner and only member.
     pub async fn create_group(&mut self, name: &str) -> Result<GroupInfo, MessengerError> {
         self.post(

@@ -67,6 +67,13 @@ pub enum ControlMessage {
         /// Whose track it is.
         participant: Participant,
     },
+    /// SFU -> participant: who is speaking now (from the RFC 6464 audio
+    /// levels senders put on their audio). Sent to everyone in the room,
+    /// the speaker included, each time it changes.
+    ActiveSpeaker {
+        /// The speaker.
+        participant: Participant,
+    },
     /// SFU -> participant: a renegotiation offer.
     Offer {
         /// The SDP offer.

@@ -16,7 +16,7 @@
 //! timeouts here (a participant that vanishes, one that never connects) are
 //! testable without waiting.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +29,19 @@ use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
 
 use crate::control::{CHANNEL_LABEL, ControlMessage, Participant, TrackKind};
 use crate::token::{TokenError, TokenKey};
+
+/// Active speaker: a sender's loudness (127 + dBov, so 0 is silence and
+/// 127 full scale) is smoothed over about 200 ms of 20 ms frames...
+const LOUDNESS_SMOOTHING: f32 = 0.1;
+/// ...counts as speech above -50 dBov...
+const SPEAKING_LOUDNESS: f32 = 77.0;
+/// ...and takes the floor from the current speaker only when 6 dB louder,
+/// so two people talking at once do not make the highlight flicker.
+const SPEAKER_HYSTERESIS: f32 = 6.0;
+/// A sender whose audio stopped (muted, DTX, gone) is silent after this.
+const LOUDNESS_STALE: Duration = Duration::from_millis(500);
+/// The speaker is re-evaluated at most this often per room.
+const SPEAKER_INTERVAL: Duration = Duration::from_millis(200);
 
 /// How the SFU behaves; the defaults suit a real deployment.
 #[derive(Debug, Clone)]
@@ -201,6 +214,9 @@ struct Peer {
     last_heard: Option<Instant>,
     connected: bool,
     gone: Option<LeaveReason>,
+    /// Smoothed loudness of its audio (see [`LOUDNESS_SMOOTHING`]).
+    loudness: f32,
+    loudness_at: Option<Instant>,
 }
 
 /// Work one participant's output makes for others.
@@ -221,10 +237,18 @@ enum Work {
     },
 }
 
+/// A room's active speaker.
+#[derive(Debug, Default)]
+struct Speaker {
+    current: Option<u64>,
+    evaluated: Option<Instant>,
+}
+
 /// The SFU: rooms of participants, one str0m session each.
 pub struct Sfu {
     config: SfuConfig,
     peers: Vec<Peer>,
+    speakers: HashMap<String, Speaker>,
     next_id: u64,
     transmits: VecDeque<Transmit>,
     events: VecDeque<SfuEvent>,
@@ -237,6 +261,7 @@ impl Sfu {
         Self {
             config,
             peers: Vec::new(),
+            speakers: HashMap::new(),
             next_id: 1,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -349,6 +374,8 @@ impl Sfu {
             last_heard: None,
             connected: false,
             gone: None,
+            loudness: 0.0,
+            loudness_at: None,
         });
         let index = self.peers.len() - 1;
         self.run(now, index);
@@ -521,6 +548,8 @@ impl Sfu {
                 };
                 let (mid, params, time, network_time) =
                     (data.mid, data.params, data.time, data.network_time);
+                let level = data.ext_vals.audio_level;
+                let voice = data.ext_vals.voice_activity;
                 // One allocation shared by every subscriber's packetizer.
                 let frame: Arc<[u8]> = data.data;
                 for (i, peer) in self.peers.iter_mut().enumerate() {
@@ -541,6 +570,11 @@ impl Sfu {
                     let Some(pt) = writer.match_params(params) else {
                         continue;
                     };
+                    // Subscribers (a browser's UI) see levels too.
+                    let writer = match level {
+                        Some(level) => writer.audio_level(level, voice.unwrap_or(false)),
+                        None => writer,
+                    };
                     match writer.write(pt, network_time, time, frame.clone()) {
                         Ok(()) => {
                             self.stats.frames_forwarded += 1;
@@ -549,6 +583,9 @@ impl Sfu {
                         }
                         Err(e) => tracing::debug!(error = %e, "forwarding a frame failed"),
                     }
+                }
+                if level.is_some() {
+                    self.update_speaker(now, &room, dirty);
                 }
             }
             Work::KeyframeRequest { source, mid, kind } => {
@@ -560,6 +597,49 @@ impl Sfu {
                     self.stats.keyframe_requests += 1;
                     mark(dirty, i);
                 }
+            }
+        }
+    }
+
+    /// Picks the room's loudest speaker and tells the room when it
+    /// changes.
+    fn update_speaker(&mut self, now: Instant, room: &str, dirty: &mut Vec<usize>) {
+        let state = self.speakers.entry(room.to_string()).or_default();
+        if state.evaluated.is_some_and(|t| now < t + SPEAKER_INTERVAL) {
+            return;
+        }
+        state.evaluated = Some(now);
+        let loudness = |p: &Peer| match p.loudness_at {
+            Some(at) if now < at + LOUDNESS_STALE => p.loudness,
+            _ => 0.0,
+        };
+        let in_room = || {
+            self.peers
+                .iter()
+                .filter(|p| p.room == room && p.gone.is_none())
+        };
+        let Some(loudest) = in_room().max_by(|a, b| loudness(a).total_cmp(&loudness(b))) else {
+            return;
+        };
+        let level = loudness(loudest);
+        if level < SPEAKING_LOUDNESS || state.current == Some(loudest.who.id) {
+            return;
+        }
+        let current = in_room()
+            .find(|p| Some(p.who.id) == state.current)
+            .map_or(0.0, loudness);
+        if level < current + SPEAKER_HYSTERESIS {
+            return;
+        }
+        state.current = Some(loudest.who.id);
+        let speaker = loudest.who.clone();
+        tracing::debug!(room, id = speaker.id, "active speaker");
+        for (i, peer) in self.peers.iter_mut().enumerate() {
+            if peer.room == room && peer.gone.is_none() {
+                peer.send_control(ControlMessage::ActiveSpeaker {
+                    participant: speaker.clone(),
+                });
+                mark(dirty, i);
             }
         }
     }
@@ -602,6 +682,9 @@ impl Sfu {
                     reason: reason.to_string(),
                 });
                 self.run(now, i);
+            }
+            if !self.peers.iter().any(|p| p.room == peer.room) {
+                self.speakers.remove(&peer.room);
             }
             self.events.push_back(SfuEvent::Left {
                 room: peer.room,
@@ -700,6 +783,11 @@ impl Peer {
                 else {
                     return;
                 };
+                if let (MediaKind::Audio, Some(level)) = (kind, data.ext_vals.audio_level) {
+                    let loudness = f32::from(level.clamp(-127, 0)) + 127.0;
+                    self.loudness += LOUDNESS_SMOOTHING * (loudness - self.loudness);
+                    self.loudness_at = Some(now);
+                }
                 if kind == MediaKind::Video && !data.contiguous {
                     // A gap the NACKs did not fill: every subscriber's
                     // decoder needs a keyframe to go on.

@@ -26,15 +26,24 @@ fn bad_tokens_and_offers_are_refused_with_a_reason() {
     };
 
     let expired = sfu.key.sign(&claims("room-1", unix_now() - 1));
-    assert!(matches!(join(&expired, &offer), Err(JoinError::Token(TokenError::Expired))));
+    assert!(matches!(
+        join(&expired, &offer),
+        Err(JoinError::Token(TokenError::Expired))
+    ));
 
     let foreign = TokenKey::generate().sign(&claims("room-1", unix_now() + 60));
     let err = join(&foreign, &offer).unwrap_err();
-    assert!(matches!(err, JoinError::Token(TokenError::BadSignature)), "{err}");
+    assert!(
+        matches!(err, JoinError::Token(TokenError::BadSignature)),
+        "{err}"
+    );
     assert_eq!(err.to_string(), "join token has a bad signature");
 
     let other_room = sfu.key.sign(&claims("room-2", unix_now() + 60));
-    assert!(matches!(join(&other_room, &offer), Err(JoinError::WrongRoom)));
+    assert!(matches!(
+        join(&other_room, &offer),
+        Err(JoinError::WrongRoom)
+    ));
 
     for garbage in ["", "x", "a.b.c", "eyJ9.AAAA"] {
         assert!(
@@ -48,7 +57,10 @@ fn bad_tokens_and_offers_are_refused_with_a_reason() {
         .split_inclusive("\r\n")
         .take_while(|l| !l.starts_with("m=application"))
         .collect();
-    assert!(matches!(join(&good, &no_channel), Err(JoinError::NoDataChannel)));
+    assert!(matches!(
+        join(&good, &no_channel),
+        Err(JoinError::NoDataChannel)
+    ));
     let err = join(&good, "v=0\r\nm=application nonsense\r\n").unwrap_err();
     assert!(matches!(err, JoinError::Sdp(_)), "{err}");
     assert!(sfu.participants("room-1").is_empty());

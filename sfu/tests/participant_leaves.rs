@@ -22,26 +22,39 @@ fn leaving_and_vanishing_participants_are_removed() {
     sfu.join(&mut bob, "room-1", &offer);
     let (mut carol, offer) = TestPeer::offer("carol", 20_000);
     sfu.join(&mut carol, "room-1", &offer);
-    drive(&mut [&mut alice, &mut bob, &mut carol], Duration::from_secs(20), |p| {
-        p.iter().all(|peer| {
-            ["alice", "bob", "carol"]
-                .iter()
-                .filter(|&&u| u != peer.name)
-                .all(|u| peer.from(u).pictures.len() >= 5)
-        })
-    });
+    drive(
+        &mut [&mut alice, &mut bob, &mut carol],
+        Duration::from_secs(20),
+        |p| {
+            p.iter().all(|peer| {
+                ["alice", "bob", "carol"]
+                    .iter()
+                    .filter(|&&u| u != peer.name)
+                    .all(|u| peer.from(u).pictures.len() >= 5)
+            })
+        },
+    );
 
     // Carol says goodbye.
     carol.send_control(&ControlMessage::Leave);
     carol.step(Instant::now());
     drive(&mut [&mut alice, &mut bob], Duration::from_secs(5), |p| {
-        p.iter().all(|peer| peer.left.iter().any(|(who, _)| who.user == "carol"))
+        p.iter()
+            .all(|peer| peer.left.iter().any(|(who, _)| who.user == "carol"))
     });
     for peer in [&alice, &bob] {
-        let (_, reason) = peer.left.iter().find(|(who, _)| who.user == "carol").unwrap();
+        let (_, reason) = peer
+            .left
+            .iter()
+            .find(|(who, _)| who.user == "carol")
+            .unwrap();
         assert_eq!(reason, "left");
     }
-    let users: Vec<String> = sfu.participants("room-1").into_iter().map(|p| p.user).collect();
+    let users: Vec<String> = sfu
+        .participants("room-1")
+        .into_iter()
+        .map(|p| p.user)
+        .collect();
     assert_eq!(users, ["alice", "bob"]);
 
     // Bob vanishes: he is simply never stepped again.
@@ -50,17 +63,28 @@ fn leaving_and_vanishing_participants_are_removed() {
     drive(&mut [&mut alice], Duration::from_secs(15), |p| {
         p[0].left.iter().any(|(who, _)| who.user == "bob")
     });
-    let (_, reason) = alice.left.iter().find(|(who, _)| who.user == "bob").unwrap();
+    let (_, reason) = alice
+        .left
+        .iter()
+        .find(|(who, _)| who.user == "bob")
+        .unwrap();
     assert!(
         reason == "timed out" || reason == "disconnected",
         "bob left because {reason:?}"
     );
-    eprintln!("bob removed {:?} after he vanished ({reason})", vanished.elapsed());
+    eprintln!(
+        "bob removed {:?} after he vanished ({reason})",
+        vanished.elapsed()
+    );
     // His media lines are stopped in a renegotiation.
     drive(&mut [&mut alice], Duration::from_secs(5), |p| {
         p[0].offers_answered > offers_before
     });
-    let users: Vec<String> = sfu.participants("room-1").into_iter().map(|p| p.user).collect();
+    let users: Vec<String> = sfu
+        .participants("room-1")
+        .into_iter()
+        .map(|p| p.user)
+        .collect();
     assert_eq!(users, ["alice"]);
     drop(bob);
 }

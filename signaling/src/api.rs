@@ -342,3 +342,36 @@ pub struct AttachmentCreated {
     /// Stored bytes.
     pub size: i64,
 }
+
+/// `POST /v1/groups/{group_id}/call` answer: a token to join the group's
+/// call on the SFU.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct GroupCallGrant {
+    /// The SFU room of the group's call.
+    pub room: String,
+    /// Join token for this device (give it to `POST /v1/sfu/join`).
+    pub token: String,
+    /// Unix seconds after which the token is refused.
+    pub expires_at: u64,
+    /// The SFU's UDP address (informational: its SDP answer carries it).
+    pub sfu_addr: String,
+}
+
+/// `POST /v1/sfu/join`: a participant's SDP offer for a room.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct SfuJoinRequest {
+    /// The room named in the token.
+    pub room: String,
+    /// From `POST /v1/groups/{group_id}/call`.
+    pub token: String,
+    /// SDP offer: the tracks to publish and a data channel labelled
+    /// `parley-sfu` for the SFU's control messages.
+    pub offer: String,
+}
+
+/// `POST /v1/sfu/join` answer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct SfuJoinAnswer {
+    /// The SFU's SDP answer.
+    pub answer: String,
+}

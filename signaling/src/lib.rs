@@ -47,6 +47,7 @@ pub mod api;
 pub mod attachments;
 pub mod auth;
 pub mod error;
+pub mod group_calls;
 pub mod hub;
 pub mod metrics;
 pub mod rate_limit;
@@ -93,6 +94,8 @@ pub struct ServerConfig {
     pub metrics_token: Option<String>,
     /// The UDP STUN responder and call relay, when the server runs one.
     pub relay: Option<relay::Relay>,
+    /// The SFU for group calls, when the server embeds one.
+    pub sfu: Option<group_calls::GroupCalls>,
 }
 
 impl Default for ServerConfig {
@@ -109,6 +112,7 @@ impl Default for ServerConfig {
             rate_burst: 200.0,
             metrics_token: None,
             relay: None,
+            sfu: None,
         }
     }
 }
@@ -224,6 +228,8 @@ pub fn app(state: AppState) -> Router {
         .routes(routes!(attachments::upload))
         .routes(routes!(attachments::download))
         .routes(routes!(routes::call_relay))
+        .routes(routes!(group_calls::group_call))
+        .routes(routes!(group_calls::sfu_join))
         .routes(routes!(ws::upgrade))
         .split_for_parts();
     let doc = Arc::new(doc);

@@ -477,7 +477,7 @@ pub async fn create_group(
 
 /// The group, if `auth` is a member (others learn nothing, not even that
 /// it exists).
-async fn member_view(
+pub(crate) async fn member_view(
     state: &AppState,
     auth: &AuthDevice,
     group_id: &str,

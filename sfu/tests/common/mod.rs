@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use parley_media::audio::AudioSource;
+use parley_media::audio::{AudioFrame, AudioSource};
 use parley_media::h264::{H264Config, H264Decoder, H264Encoder};
 use parley_media::opus_codec::{OpusConfig, OpusEncoder};
 use parley_media::test_pattern::{TestPatternSource, read_frame_number};
@@ -137,6 +137,10 @@ pub struct TestPeer {
     pub offers_answered: u64,
     /// Keyframe requests the SFU sent this publisher.
     pub keyframe_requests: u64,
+    /// Sends the tone when true, silence when false.
+    pub speaking: bool,
+    /// Active speakers announced, in order (user names).
+    pub speakers: Vec<String>,
 }
 
 impl TestPeer {
@@ -191,6 +195,8 @@ impl TestPeer {
             control: Vec::new(),
             offers_answered: 0,
             keyframe_requests: 0,
+            speaking: true,
+            speakers: Vec::new(),
         };
         (peer, offer.to_sdp_string())
     }
@@ -281,13 +287,28 @@ impl TestPeer {
         let started = *self.started.get_or_insert(now);
         let elapsed = now - started;
         while Duration::from_millis(20 * self.audio_sent) <= elapsed {
-            let frame = self.tone.next_frame().unwrap().unwrap();
+            let tone = self.tone.next_frame().unwrap().unwrap();
+            let frame = if self.speaking {
+                tone
+            } else {
+                AudioFrame::silence()
+            };
+            let level = audio_level(&frame);
             let packet = self.opus.encode(&frame).unwrap();
             let time = MediaTime::new(
                 self.audio_sent * 960,
                 str0m::media::Frequency::FORTY_EIGHT_KHZ,
             );
-            self.write(now, self.audio_mid, Codec::Opus, time, packet);
+            let writer = self.rtc.writer(self.audio_mid).expect("own media line");
+            let pt = writer
+                .payload_params()
+                .find(|p| p.spec().codec == Codec::Opus)
+                .map(|p| p.pt())
+                .expect("Opus negotiated");
+            writer
+                .audio_level(level, level > -50)
+                .write(pt, now, time, packet)
+                .unwrap();
             self.audio_sent += 1;
         }
         while Duration::from_secs(self.video_sent) / FPS <= elapsed {
@@ -357,6 +378,9 @@ impl TestPeer {
                             sdp: answer.to_sdp_string(),
                         });
                     }
+                    ControlMessage::ActiveSpeaker { participant } => {
+                        self.speakers.push(participant.user);
+                    }
                     ControlMessage::Answer { .. } | ControlMessage::Leave => {
                         panic!("{}: the SFU sent a participant's message", self.name)
                     }
@@ -384,6 +408,14 @@ impl TestPeer {
             _ => {}
         }
     }
+}
+
+/// RFC 6464 level of a frame: dBov, -127 (silence) to 0 (full scale).
+fn audio_level(frame: &AudioFrame) -> i8 {
+    let samples = frame.samples();
+    let power = samples.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / samples.len() as f64;
+    let dbov = 10.0 * (power / f64::from(i16::MAX).powi(2)).log10();
+    dbov.clamp(-127.0, 0.0) as i8
 }
 
 /// Steps every peer until `done` says so; panics after `limit`.

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Parser;
 use parley_signaling::store::Store;
-use parley_signaling::{AppState, ServerConfig, app, relay, tls};
+use parley_signaling::{AppState, ServerConfig, app, group_calls, relay, tls};
 
 #[derive(Parser)]
 #[command(name = "parley-server", version, about = "Parley signaling server")]
@@ -50,6 +50,17 @@ struct Args {
     /// Run no STUN responder or relay.
     #[arg(long, conflicts_with_all = ["udp", "public_udp"])]
     no_udp: bool,
+    /// UDP address of the group-call SFU (default: the --listen address's
+    /// IP, port 3479; port 0 when --listen uses 0).
+    #[arg(long, env = "PARLEY_SFU_UDP")]
+    sfu_udp: Option<SocketAddr>,
+    /// The SFU's address as participants must reach it (required when
+    /// it listens on an unspecified address such as 0.0.0.0).
+    #[arg(long, env = "PARLEY_PUBLIC_SFU_UDP")]
+    public_sfu_udp: Option<SocketAddr>,
+    /// Run no SFU (no group calls).
+    #[arg(long, conflicts_with_all = ["sfu_udp", "public_sfu_udp"])]
+    no_sfu: bool,
 }
 
 #[tokio::main]
@@ -83,11 +94,33 @@ async fn main() -> anyhow::Result<()> {
             .with_context(|| format!("binding UDP {udp}"))?;
         Some(relay)
     };
+    let sfu = if args.no_sfu {
+        None
+    } else {
+        let udp = args.sfu_udp.unwrap_or_else(|| {
+            let port = if args.listen.port() == 0 { 0 } else { 3479 };
+            SocketAddr::new(args.listen.ip(), port)
+        });
+        if udp.ip().is_unspecified() && args.public_sfu_udp.is_none() {
+            // ICE needs a concrete address in the SFU's answer.
+            tracing::warn!(%udp, "no SFU: it would listen on an unspecified address; give --public-sfu-udp");
+            None
+        } else {
+            let (socket, public) = parley_sfu::server::bind(udp, args.public_sfu_udp)
+                .await
+                .with_context(|| format!("binding SFU UDP {udp}"))?;
+            let key = parley_sfu::TokenKey::generate();
+            let handle =
+                parley_sfu::server::start(socket, parley_sfu::SfuConfig::new(public, key.clone()));
+            Some(group_calls::GroupCalls { sfu: handle, key })
+        }
+    };
     let config = ServerConfig {
         max_queue: args.max_queue,
         blob_dir: args.data_dir.join("blobs"),
         metrics_token: args.metrics_token,
         relay,
+        sfu,
         ..ServerConfig::default()
     };
     // Load the pair before binding so a bad file fails fast and clearly.
@@ -109,6 +142,9 @@ async fn main() -> anyhow::Result<()> {
             "parley-server relay and STUN on udp://{}\n",
             relay.local_addr
         );
+    }
+    if let Some(calls) = &config.sfu {
+        lines += &format!("parley-server SFU on udp://{}\n", calls.sfu.public_addr);
     }
     {
         use std::io::Write;
