@@ -178,30 +178,76 @@ impl FrameEncryptor {
 
     /// Encrypts an audio frame whole.
     pub fn encrypt_audio(&mut self, frame: &[u8]) -> Result<Vec<u8>, E2eeError> {
-        let mut buffer = Vec::with_capacity(frame.len() + 32);
-        let sealed = MediaFrameView::try_new(&mut self.counter, &frame)?
-            .encrypt_into(&self.key, &mut buffer)?;
-        Ok(sealed.sframe_cipher_text().to_vec())
+        seal_audio(&self.key, &mut self.counter, frame)
     }
 
     /// Encrypts an H.264 access unit (Annex B), NAL headers in clear.
     pub fn encrypt_h264(&mut self, annex_b: &[u8]) -> Result<Vec<u8>, E2eeError> {
-        let mut out = Vec::with_capacity(annex_b.len() + 64);
-        let mut sealed = Vec::new();
-        for nal in nal_units(annex_b) {
-            let (header, body) = nal.split_at(1);
-            sealed.clear();
-            let frame = MediaFrameView::try_with_meta_data(&mut self.counter, &body, &header)?
-                .encrypt_into(&self.key, &mut sealed)?;
-            out.extend_from_slice(&START_CODE);
-            out.push(header[0]);
-            // The header byte travels in clear above; SFrame authenticates
-            // it as metadata.
-            escape_into(frame.sframe_cipher_text(), &mut out);
-            out.push(NAL_TRAILER);
-        }
-        Ok(out)
+        seal_h264(&self.key, &mut self.counter, annex_b)
     }
+}
+
+/// SFrame over a whole audio frame (the Opus framing in the module docs).
+pub(crate) fn seal_audio(
+    key: &EncryptionKey,
+    counter: &mut MonotonicCounter,
+    frame: &[u8],
+) -> Result<Vec<u8>, E2eeError> {
+    let mut buffer = Vec::with_capacity(frame.len() + 32);
+    let sealed = MediaFrameView::try_new(counter, &frame)?.encrypt_into(key, &mut buffer)?;
+    Ok(sealed.sframe_cipher_text().to_vec())
+}
+
+/// SFrame per NAL unit of an H.264 access unit, headers in clear (the
+/// H.264 framing in the module docs).
+pub(crate) fn seal_h264(
+    key: &EncryptionKey,
+    counter: &mut MonotonicCounter,
+    annex_b: &[u8],
+) -> Result<Vec<u8>, E2eeError> {
+    let mut out = Vec::with_capacity(annex_b.len() + 64);
+    let mut sealed = Vec::new();
+    for nal in nal_units(annex_b) {
+        let (header, body) = nal.split_at(1);
+        sealed.clear();
+        let frame = MediaFrameView::try_with_meta_data(counter, &body, &header)?
+            .encrypt_into(key, &mut sealed)?;
+        out.extend_from_slice(&START_CODE);
+        out.push(header[0]);
+        // The header byte travels in clear above; SFrame authenticates it
+        // as metadata.
+        escape_into(frame.sframe_cipher_text(), &mut out);
+        out.push(NAL_TRAILER);
+    }
+    Ok(out)
+}
+
+/// Undoes [`seal_h264`]'s framing, handing each NAL unit's SFrame and
+/// header byte to `open(sealed, header)` for the decryption itself.
+pub(crate) fn open_h264(
+    annex_b: &[u8],
+    mut open: impl FnMut(&[u8], &[u8]) -> Result<Vec<u8>, E2eeError>,
+) -> Result<Vec<u8>, E2eeError> {
+    let mut out = Vec::with_capacity(annex_b.len());
+    let mut escaped = Vec::new();
+    let mut any = false;
+    for nal in nal_units(annex_b) {
+        any = true;
+        let (header, rest) = nal.split_at(1);
+        let Some((&NAL_TRAILER, body)) = rest.split_last() else {
+            return Err(E2eeError::MalformedH264("NAL unit without its trailer"));
+        };
+        escaped.clear();
+        unescape_into(body, &mut escaped);
+        let plain = open(&escaped, header)?;
+        out.extend_from_slice(&START_CODE);
+        out.push(header[0]);
+        out.extend_from_slice(&plain);
+    }
+    if !any {
+        return Err(E2eeError::MalformedH264("no NAL unit"));
+    }
+    Ok(out)
 }
 
 /// Decrypts one direction's frames.
@@ -302,26 +348,7 @@ impl FrameDecryptor {
     /// Decrypts an H.264 access unit written by
     /// [`FrameEncryptor::encrypt_h264`] back to plain Annex B.
     pub fn decrypt_h264(&mut self, annex_b: &[u8]) -> Result<Vec<u8>, E2eeError> {
-        let mut out = Vec::with_capacity(annex_b.len());
-        let mut escaped = Vec::new();
-        let mut any = false;
-        for nal in nal_units(annex_b) {
-            any = true;
-            let (header, rest) = nal.split_at(1);
-            let Some((&NAL_TRAILER, body)) = rest.split_last() else {
-                return Err(E2eeError::MalformedH264("NAL unit without its trailer"));
-            };
-            escaped.clear();
-            unescape_into(body, &mut escaped);
-            let plain = self.open(&escaped, header)?;
-            out.extend_from_slice(&START_CODE);
-            out.push(header[0]);
-            out.extend_from_slice(&plain);
-        }
-        if !any {
-            return Err(E2eeError::MalformedH264("no NAL unit"));
-        }
-        Ok(out)
+        open_h264(annex_b, |sealed, header| self.open(sealed, header))
     }
 }
 

@@ -6,6 +6,7 @@ pub mod demo;
 pub mod devices;
 pub mod e2ee;
 pub mod flow;
+pub mod group_e2ee;
 pub mod media_session;
 pub mod phone;
 pub mod runner;
