@@ -13,6 +13,6 @@ pub mod server;
 pub mod token;
 
 pub use control::{CHANNEL_LABEL, ControlMessage, Participant, TrackKind};
-pub use room::{JoinError, LeaveReason, Sfu, SfuConfig, SfuEvent, SfuStats, Transmit};
+pub use room::{JoinError, LeaveReason, Sfu, SfuConfig, SfuEvent, SfuStats, TappedFrame, Transmit};
 pub use server::{SfuHandle, SfuStopped};
 pub use token::{JoinClaims, TokenError, TokenKey};

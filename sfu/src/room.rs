@@ -61,6 +61,21 @@ pub struct SfuConfig {
     /// subscriber's PLI after a loss burst would otherwise make the
     /// publisher send a keyframe each.
     pub keyframe_request_interval: Duration,
+    /// Receives a copy of every frame forwarded (dropped when the channel
+    /// is full): what anyone holding the SFU can see, for debugging and
+    /// for the test that shows it is ciphertext.
+    pub tap: Option<std::sync::mpsc::SyncSender<TappedFrame>>,
+}
+
+/// A frame as the SFU forwards it.
+#[derive(Debug, Clone)]
+pub struct TappedFrame {
+    /// Whose it is.
+    pub publisher: Participant,
+    /// Audio or video.
+    pub kind: TrackKind,
+    /// The frame (SFrame ciphertext when the publisher encrypts).
+    pub data: Arc<[u8]>,
 }
 
 impl SfuConfig {
@@ -72,6 +87,7 @@ impl SfuConfig {
             peer_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(20),
             keyframe_request_interval: Duration::from_millis(300),
+            tap: None,
         }
     }
 }
@@ -550,6 +566,9 @@ impl Sfu {
                     (data.mid, data.params, data.time, data.network_time);
                 let level = data.ext_vals.audio_level;
                 let voice = data.ext_vals.voice_activity;
+                if let Some(tap) = &self.config.tap {
+                    self.tap(tap.clone(), source, mid, &data.data);
+                }
                 // One allocation shared by every subscriber's packetizer.
                 let frame: Arc<[u8]> = data.data;
                 for (i, peer) in self.peers.iter_mut().enumerate() {
@@ -599,6 +618,29 @@ impl Sfu {
                 }
             }
         }
+    }
+
+    fn tap(
+        &self,
+        tap: std::sync::mpsc::SyncSender<TappedFrame>,
+        source: u64,
+        mid: Mid,
+        data: &Arc<[u8]>,
+    ) {
+        let Some(publisher) = self.peers.iter().find(|p| p.who.id == source) else {
+            return;
+        };
+        let Some(track) = publisher.tracks_in.iter().find(|t| t.mid == mid) else {
+            return;
+        };
+        let _ = tap.try_send(TappedFrame {
+            publisher: publisher.who.clone(),
+            kind: match track.kind {
+                MediaKind::Audio => TrackKind::Audio,
+                MediaKind::Video => TrackKind::Video,
+            },
+            data: data.clone(),
+        });
     }
 
     /// Picks the room's loudest speaker and tells the room when it

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use parley_client::call::group_e2ee::{SenderDecryptor, SenderEncryptor};
 use parley_media::audio::{AudioFrame, AudioSource};
 use parley_media::h264::{H264Config, H264Decoder, H264Encoder};
 use parley_media::opus_codec::{OpusConfig, OpusEncoder};
@@ -141,6 +142,14 @@ pub struct TestPeer {
     pub speaking: bool,
     /// Active speakers announced, in order (user names).
     pub speakers: Vec<String>,
+    /// Encrypts what it publishes, when set.
+    pub encryptor: Option<SenderEncryptor>,
+    /// Decrypts what each other user publishes (by user name).
+    pub decryptors: HashMap<String, SenderDecryptor>,
+    /// Frames that failed to decrypt.
+    pub decrypt_failures: u64,
+    /// The Opus packets it published, before encryption.
+    pub sent_opus: Vec<Vec<u8>>,
 }
 
 impl TestPeer {
@@ -197,6 +206,10 @@ impl TestPeer {
             keyframe_requests: 0,
             speaking: true,
             speakers: Vec::new(),
+            encryptor: None,
+            decryptors: HashMap::new(),
+            decrypt_failures: 0,
+            sent_opus: Vec::new(),
         };
         (peer, offer.to_sdp_string())
     }
@@ -294,7 +307,11 @@ impl TestPeer {
                 AudioFrame::silence()
             };
             let level = audio_level(&frame);
-            let packet = self.opus.encode(&frame).unwrap();
+            let mut packet = self.opus.encode(&frame).unwrap();
+            self.sent_opus.push(packet.clone());
+            if let Some(encryptor) = &mut self.encryptor {
+                packet = encryptor.encrypt_audio(&packet).unwrap();
+            }
             let time = MediaTime::new(
                 self.audio_sent * 960,
                 str0m::media::Frequency::FORTY_EIGHT_KHZ,
@@ -314,7 +331,10 @@ impl TestPeer {
         while Duration::from_secs(self.video_sent) / FPS <= elapsed {
             let pts = Duration::from_secs(self.video_sent) / FPS;
             let picture = self.pattern.frame(self.first_picture + self.video_sent);
-            if let Some(encoded) = self.h264.encode(&picture, pts).unwrap() {
+            if let Some(mut encoded) = self.h264.encode(&picture, pts).unwrap() {
+                if let Some(encryptor) = &mut self.encryptor {
+                    encoded.data = encryptor.encrypt_h264(&encoded.data).unwrap();
+                }
                 let time = MediaTime::from_90khz(self.video_sent * 90_000 / u64::from(FPS));
                 self.write(now, self.video_mid, Codec::H264, time, encoded.data);
             }
@@ -390,6 +410,22 @@ impl TestPeer {
                 let Some((kind, from)) = self.tracks.get(&data.mid).cloned() else {
                     panic!("{}: media on unannounced line {}", self.name, data.mid);
                 };
+                let plain = match self.decryptors.get_mut(&from.user) {
+                    None => data.data.to_vec(),
+                    Some(decryptor) => {
+                        let opened = match kind {
+                            TrackKind::Audio => decryptor.decrypt_audio(&data.data),
+                            TrackKind::Video => decryptor.decrypt_h264(&data.data),
+                        };
+                        match opened {
+                            Ok(plain) => plain,
+                            Err(_) => {
+                                self.decrypt_failures += 1;
+                                return;
+                            }
+                        }
+                    }
+                };
                 let received = self.received.entry(from.user.clone()).or_default();
                 match kind {
                     TrackKind::Audio => received.audio_frames += 1,
@@ -398,7 +434,7 @@ impl TestPeer {
                             .decoders
                             .entry(data.mid)
                             .or_insert_with(|| H264Decoder::new().unwrap());
-                        if let Ok(Some(picture)) = decoder.decode(&data.data) {
+                        if let Ok(Some(picture)) = decoder.decode(&plain) {
                             let n = read_frame_number(&picture).expect("a numbered picture");
                             received.pictures.push(n);
                         }
