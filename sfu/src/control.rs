@@ -38,13 +38,16 @@ pub enum TrackKind {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ControlMessage {
-    /// SFU -> participant: the participant's own identity in the room.
+    /// SFU -> participant: the participant's own identity in the room and
+    /// who was there before it (the first message on the channel).
     Welcome {
         /// This participant.
         you: Participant,
+        /// Everyone already in the room. Their sender keys are needed as
+        /// they are; a newcomer (a later `joined`) makes senders ratchet.
+        others: Vec<Participant>,
     },
-    /// SFU -> participant: someone is in the room (sent for everyone
-    /// already there when the channel opens, then for each newcomer).
+    /// SFU -> participant: someone joined after this participant.
     Joined {
         /// Who.
         participant: Participant,

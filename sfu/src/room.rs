@@ -351,12 +351,18 @@ impl Sfu {
             device: claims.device,
         };
         self.next_id += 1;
-        let mut control_out = VecDeque::from([ControlMessage::Welcome { you: who.clone() }]);
+        let others = self
+            .peers
+            .iter()
+            .filter(|p| p.room == room)
+            .map(|p| p.who.clone())
+            .collect();
+        let control_out = VecDeque::from([ControlMessage::Welcome {
+            you: who.clone(),
+            others,
+        }]);
         let mut tracks_out = Vec::new();
         for other in self.peers.iter().filter(|p| p.room == room) {
-            control_out.push_back(ControlMessage::Joined {
-                participant: other.who.clone(),
-            });
             for track in &other.tracks_in {
                 tracks_out.push(TrackOut {
                     source: other.who.clone(),

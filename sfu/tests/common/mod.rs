@@ -376,7 +376,10 @@ impl TestPeer {
                 let message = ControlMessage::from_json(&data.data).expect("valid control JSON");
                 self.control.push(message.clone());
                 match message {
-                    ControlMessage::Welcome { you } => self.me = Some(you),
+                    ControlMessage::Welcome { you, others } => {
+                        self.me = Some(you);
+                        self.joined.extend(others);
+                    }
                     ControlMessage::Joined { participant } => self.joined.push(participant),
                     ControlMessage::Left {
                         participant,
