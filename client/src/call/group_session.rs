@@ -1,0 +1,652 @@
+//! One participant's side of a group call through the SFU, sans-IO: a str0m
+//! session publishing Opus (and H.264) encrypted with this participant's
+//! sender key, receiving every other participant's tracks on the lines the
+//! SFU adds, and following the SFU's control messages.
+//!
+//! Sender keys ([`crate::call::group_e2ee`]) travel outside this session,
+//! over pairwise E2E envelopes: the session says whom to send its key to
+//! ([`GroupEvent::SendKey`]) and takes the keys others sent
+//! ([`GroupSession::add_key`]). Its key choreography:
+//!
+//! - welcomed: send the current key to everyone already there;
+//! - someone joins: ratchet, send the new key to the newcomer only (the
+//!   others follow by ratcheting their copy when frames say so);
+//! - someone leaves: replace the key, send it to everyone who remains.
+//!
+//! Like [`crate::call::media_session::MediaSession`], it takes `now` on
+//! every call and queues datagrams; a shell owns the socket and the clock.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use parley_media::audio::AudioFrame;
+use parley_media::h264::{H264Config, H264Decoder, H264Encoder};
+use parley_media::jitter_buffer::{JitterBuffer, JitterBufferConfig, Playout};
+use parley_media::opus_codec::{OpusConfig, OpusEncoder};
+use parley_media::rtp::RtpPacket;
+use parley_media::video::I420Frame;
+use parley_sfu::{CHANNEL_LABEL, ControlMessage, Participant, TrackKind};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::channel::ChannelId;
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcError};
+
+use crate::call::e2ee::E2eeError;
+use crate::call::group_e2ee::{SenderDecryptor, SenderEncryptor, SenderKey};
+
+/// Opus bitrate, as in 1:1 calls.
+const OPUS_BITRATE_BPS: u32 = 48_000;
+/// Video bitrate per published stream (one layer until simulcast).
+const VIDEO_BITRATE_BPS: u32 = 600_000;
+/// Keyframe requests to one sender at most this often.
+const PLI_INTERVAL: Duration = Duration::from_millis(200);
+/// An audio level above this (dBov) is flagged as voice activity.
+const VOICE_DBOV: i8 = -50;
+
+/// Why the session failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupSessionError {
+    /// str0m refused an SDP or an input.
+    #[error("WebRTC: {0}")]
+    Rtc(#[from] RtcError),
+    /// An SDP that does not parse.
+    #[error("bad SDP: {0}")]
+    Sdp(String),
+    /// A codec failed.
+    #[error("media: {0}")]
+    Media(String),
+    /// Encryption failed.
+    #[error(transparent)]
+    E2ee(#[from] E2eeError),
+}
+
+/// What the session tells its shell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupEvent {
+    /// ICE and DTLS to the SFU are up.
+    Connected,
+    /// The SFU admitted this participant under this identity.
+    Welcome(Participant),
+    /// Someone is in the call (at the welcome) or came in.
+    Joined(Participant),
+    /// Someone left, and why.
+    Left(Participant, String),
+    /// Who speaks now.
+    ActiveSpeaker(Participant),
+    /// Send this sender key to that participant's device, E2E.
+    SendKey {
+        /// The recipient.
+        to: Participant,
+        /// The key.
+        key: SenderKey,
+    },
+    /// A participant's frames do not decrypt (first failure, and why).
+    DecryptFailed(Participant, String),
+}
+
+/// Counters per other participant.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RemoteStats {
+    /// Audio frames decrypted.
+    pub audio_frames: u64,
+    /// Pictures decoded.
+    pub pictures: u64,
+    /// Frames that did not decrypt.
+    pub decrypt_failures: u64,
+    /// Keyframe requests sent for its video.
+    pub plis_sent: u64,
+}
+
+/// One other participant's receive state.
+struct Remote {
+    who: Participant,
+    jitter: JitterBuffer,
+    decoder: H264Decoder,
+    waiting_for_keyframe: bool,
+    video_mid: Option<Mid>,
+    last_pli: Option<Instant>,
+    decrypt_failed: bool,
+    stats: RemoteStats,
+}
+
+/// A participant's group-call media.
+pub struct GroupSession {
+    rtc: Rtc,
+    room: String,
+    audio_mid: Mid,
+    video_mid: Option<Mid>,
+    channel: Option<ChannelId>,
+    pending: Option<SdpPendingOffer>,
+    connected: bool,
+    me: Option<Participant>,
+    /// Line -> (kind, participant id), from the SFU's `track` messages.
+    tracks: HashMap<Mid, (TrackKind, u64)>,
+    remotes: BTreeMap<u64, Remote>,
+    encryptor: SenderEncryptor,
+    /// Keys by (user, device): they may arrive before the SFU names the
+    /// participant.
+    keys: HashMap<(String, String), SenderDecryptor>,
+    opus: OpusEncoder,
+    h264: Option<H264Encoder>,
+    audio_time: u64,
+    transmits: VecDeque<(SocketAddr, Vec<u8>)>,
+    events: VecDeque<GroupEvent>,
+    pictures: VecDeque<(Participant, I420Frame)>,
+    timeout: Instant,
+}
+
+impl GroupSession {
+    /// A session publishing audio (and video when `video`); returns it and
+    /// the SDP offer for the SFU's join route.
+    pub fn offer(
+        now: Instant,
+        local_addr: SocketAddr,
+        room: &str,
+        video: bool,
+    ) -> Result<(Self, String), GroupSessionError> {
+        let mut rtc = Rtc::builder()
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_h264(true)
+            .set_reordering_size_audio(0)
+            .build(now);
+        let candidate = Candidate::host(local_addr, "udp")
+            .map_err(|e| GroupSessionError::Sdp(format!("local candidate {local_addr}: {e}")))?;
+        rtc.add_local_candidate(candidate);
+        let mut change = rtc.sdp_api();
+        let audio_mid = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+        let video_mid = video
+            .then(|| change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
+        change.add_channel(CHANNEL_LABEL.to_string());
+        let (offer, pending) = change
+            .apply()
+            .expect("a change with media lines always yields an offer");
+        let opus = OpusEncoder::new(OpusConfig {
+            bitrate_bps: OPUS_BITRATE_BPS,
+            ..OpusConfig::default()
+        })
+        .map_err(|e| GroupSessionError::Media(e.to_string()))?;
+        let mut this = Self {
+            rtc,
+            room: room.to_string(),
+            audio_mid,
+            video_mid,
+            channel: None,
+            pending: Some(pending),
+            connected: false,
+            me: None,
+            tracks: HashMap::new(),
+            remotes: BTreeMap::new(),
+            encryptor: SenderEncryptor::new(room)?,
+            keys: HashMap::new(),
+            opus,
+            h264: None,
+            audio_time: 0,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            pictures: VecDeque::new(),
+            timeout: now,
+        };
+        this.drain(now)?;
+        Ok((this, offer.to_sdp_string()))
+    }
+
+    /// Applies the SFU's answer to the join offer.
+    pub fn accept_answer(&mut self, now: Instant, answer: &str) -> Result<(), GroupSessionError> {
+        let answer = SdpAnswer::from_sdp_string(answer)
+            .map_err(|e| GroupSessionError::Sdp(e.to_string()))?;
+        let pending = self
+            .pending
+            .take()
+            .ok_or_else(|| GroupSessionError::Sdp("no offer outstanding".into()))?;
+        self.rtc.sdp_api().accept_answer(pending, answer)?;
+        self.drain(now)
+    }
+
+    /// Whether ICE and DTLS to the SFU are up.
+    pub fn is_connected(&self) -> bool {
+        self.connected
+    }
+
+    /// This participant, once welcomed.
+    pub fn me(&self) -> Option<&Participant> {
+        self.me.as_ref()
+    }
+
+    /// The other participants now.
+    pub fn participants(&self) -> Vec<Participant> {
+        self.remotes.values().map(|r| r.who.clone()).collect()
+    }
+
+    /// Counters for each other participant.
+    pub fn remote_stats(&self) -> Vec<(Participant, RemoteStats)> {
+        self.remotes
+            .values()
+            .map(|r| (r.who.clone(), r.stats.clone()))
+            .collect()
+    }
+
+    /// The sender key in use.
+    pub fn sender_key(&self) -> &SenderKey {
+        self.encryptor.key()
+    }
+
+    /// A sender key `user`'s device `device` sent this participant.
+    pub fn add_key(
+        &mut self,
+        now: Instant,
+        user: &str,
+        device: &str,
+        key: SenderKey,
+    ) -> Result<(), GroupSessionError> {
+        self.keys
+            .entry((user.to_string(), device.to_string()))
+            .or_insert_with(|| SenderDecryptor::new(&self.room))
+            .add_key(key)?;
+        // Its pictures so far did not decrypt: start over at a keyframe.
+        let ids: Vec<u64> = self
+            .remotes
+            .values()
+            .filter(|r| r.who.user == user && r.who.device == device)
+            .map(|r| r.who.id)
+            .collect();
+        for id in ids {
+            if let Some(remote) = self.remotes.get_mut(&id) {
+                remote.waiting_for_keyframe = true;
+                remote.decrypt_failed = false;
+            }
+            self.request_keyframe(now, id);
+        }
+        self.drain(now)
+    }
+
+    /// A datagram from the SFU.
+    pub fn handle_receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        data: &[u8],
+    ) -> Result<(), GroupSessionError> {
+        let Ok(contents) = data.try_into() else {
+            return Ok(());
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination,
+                contents,
+            },
+        );
+        if self.rtc.accepts(&input) {
+            self.rtc.handle_input(input)?;
+        }
+        self.drain(now)
+    }
+
+    /// When [`GroupSession::handle_timeout`] is due.
+    pub fn poll_timeout(&self) -> Instant {
+        self.timeout
+    }
+
+    /// Drives str0m's timers.
+    pub fn handle_timeout(&mut self, now: Instant) -> Result<(), GroupSessionError> {
+        self.rtc.handle_input(Input::Timeout(now))?;
+        self.drain(now)
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event.
+    pub fn poll_event(&mut self) -> Option<GroupEvent> {
+        self.events.pop_front()
+    }
+
+    /// The next decoded picture and whose it is.
+    pub fn poll_picture(&mut self) -> Option<(Participant, I420Frame)> {
+        self.pictures.pop_front()
+    }
+
+    /// Each other participant's audio to play now (call every 20 ms).
+    pub fn poll_audio(&mut self, now: Instant) -> Vec<(Participant, Playout)> {
+        self.remotes
+            .values_mut()
+            .map(|r| (r.who.clone(), r.jitter.poll_frame(now)))
+            .collect()
+    }
+
+    /// Leaves: tells the SFU, which tells the others at once.
+    pub fn leave(&mut self, now: Instant) -> Result<(), GroupSessionError> {
+        self.send_control(&ControlMessage::Leave);
+        self.drain(now)
+    }
+
+    /// Encodes, encrypts and sends 20 ms of audio.
+    pub fn send_audio(
+        &mut self,
+        now: Instant,
+        frame: &AudioFrame,
+    ) -> Result<(), GroupSessionError> {
+        if !self.connected {
+            return Ok(());
+        }
+        let level = audio_level(frame);
+        let packet = self
+            .opus
+            .encode(frame)
+            .map_err(|e| GroupSessionError::Media(e.to_string()))?;
+        let sealed = self.encryptor.encrypt_audio(&packet)?;
+        let time = MediaTime::new(self.audio_time, Frequency::FORTY_EIGHT_KHZ);
+        self.audio_time += parley_media::audio::FRAME_SAMPLES as u64;
+        let Some(writer) = self.rtc.writer(self.audio_mid) else {
+            return Ok(());
+        };
+        let Some(pt) = writer
+            .payload_params()
+            .find(|p| p.spec().codec == Codec::Opus)
+            .map(|p| p.pt())
+        else {
+            return Ok(());
+        };
+        writer
+            .audio_level(level, level > VOICE_DBOV)
+            .write(pt, now, time, sealed)?;
+        self.drain(now)
+    }
+
+    /// Encodes, encrypts and sends one picture captured `pts` into the
+    /// stream.
+    pub fn send_video(
+        &mut self,
+        now: Instant,
+        picture: &I420Frame,
+        pts: Duration,
+    ) -> Result<(), GroupSessionError> {
+        let Some(mid) = self.video_mid.filter(|_| self.connected) else {
+            return Ok(());
+        };
+        let encoder = match &mut self.h264 {
+            Some(encoder) => encoder,
+            None => self.h264.insert(
+                H264Encoder::new(H264Config {
+                    width: picture.width(),
+                    height: picture.height(),
+                    bitrate_bps: VIDEO_BITRATE_BPS,
+                    max_fps: 30.0,
+                })
+                .map_err(|e| GroupSessionError::Media(e.to_string()))?,
+            ),
+        };
+        let Some(encoded) = encoder
+            .encode(picture, pts)
+            .map_err(|e| GroupSessionError::Media(e.to_string()))?
+        else {
+            return Ok(());
+        };
+        let sealed = self.encryptor.encrypt_h264(&encoded.data)?;
+        let ticks = (pts.as_micros() * 90 / 1000) as u64;
+        let Some(writer) = self.rtc.writer(mid) else {
+            return Ok(());
+        };
+        let Some(pt) = writer
+            .payload_params()
+            .find(|p| p.spec().codec == Codec::H264)
+            .map(|p| p.pt())
+        else {
+            return Ok(());
+        };
+        writer.write(pt, now, MediaTime::from_90khz(ticks), sealed)?;
+        self.drain(now)
+    }
+
+    fn send_control(&mut self, message: &ControlMessage) {
+        let Some(id) = self.channel else {
+            return;
+        };
+        if let Some(mut channel) = self.rtc.channel(id)
+            && let Err(e) = channel.write(false, message.to_json().as_bytes())
+        {
+            tracing::debug!(error = %e, "control message not sent");
+        }
+    }
+
+    fn drain(&mut self, now: Instant) -> Result<(), GroupSessionError> {
+        loop {
+            match self.rtc.poll_output()? {
+                Output::Timeout(t) => {
+                    self.timeout = t;
+                    return Ok(());
+                }
+                Output::Transmit(t) => self
+                    .transmits
+                    .push_back((t.destination, t.contents.to_vec())),
+                Output::Event(event) => self.handle_event(now, event)?,
+            }
+        }
+    }
+
+    fn handle_event(&mut self, now: Instant, event: Event) -> Result<(), GroupSessionError> {
+        match event {
+            Event::Connected => {
+                self.connected = true;
+                self.events.push_back(GroupEvent::Connected);
+            }
+            Event::ChannelOpen(id, label) if label == CHANNEL_LABEL => self.channel = Some(id),
+            Event::ChannelData(data) if Some(data.id) == self.channel => {
+                match ControlMessage::from_json(&data.data) {
+                    Ok(message) => self.handle_control(now, message)?,
+                    Err(e) => tracing::debug!(error = %e, "malformed SFU control message"),
+                }
+            }
+            Event::KeyframeRequest(_) => {
+                if let Some(encoder) = &mut self.h264 {
+                    encoder.request_keyframe();
+                }
+            }
+            Event::MediaData(data) => {
+                let Some(&(kind, id)) = self.tracks.get(&data.mid) else {
+                    return Ok(());
+                };
+                let Some(remote) = self.remotes.get_mut(&id) else {
+                    return Ok(());
+                };
+                let key = (remote.who.user.clone(), remote.who.device.clone());
+                let opened = match (self.keys.get_mut(&key), kind) {
+                    (None, _) => Err("no sender key from this participant yet".to_string()),
+                    (Some(keys), TrackKind::Audio) => {
+                        keys.decrypt_audio(&data.data).map_err(|e| e.to_string())
+                    }
+                    (Some(keys), TrackKind::Video) => {
+                        keys.decrypt_h264(&data.data).map_err(|e| e.to_string())
+                    }
+                };
+                let plain = match opened {
+                    Ok(plain) => plain,
+                    Err(why) => {
+                        remote.stats.decrypt_failures += 1;
+                        if !remote.decrypt_failed {
+                            remote.decrypt_failed = true;
+                            self.events
+                                .push_back(GroupEvent::DecryptFailed(remote.who.clone(), why));
+                        }
+                        if kind == TrackKind::Video {
+                            remote.waiting_for_keyframe = true;
+                        }
+                        return Ok(());
+                    }
+                };
+                match kind {
+                    TrackKind::Audio => {
+                        remote.stats.audio_frames += 1;
+                        let packet = RtpPacket {
+                            payload_type: *data.pt,
+                            sequence_number: data.seq_range.start().as_u16(),
+                            timestamp: data.time.numer() as u32,
+                            ssrc: 1,
+                            marker: false,
+                            payload: plain,
+                        };
+                        remote.jitter.handle_packet(now, packet);
+                    }
+                    TrackKind::Video => {
+                        if !data.contiguous {
+                            remote.waiting_for_keyframe = true;
+                        }
+                        if remote.waiting_for_keyframe && !data.is_keyframe() {
+                            self.request_keyframe(now, id);
+                            return Ok(());
+                        }
+                        match remote.decoder.decode(&plain) {
+                            Ok(Some(picture)) => {
+                                remote.waiting_for_keyframe = false;
+                                remote.stats.pictures += 1;
+                                self.pictures.push_back((remote.who.clone(), picture));
+                            }
+                            Ok(None) => {}
+                            Err(e) => {
+                                tracing::debug!(error = %e, "undecodable picture");
+                                remote.waiting_for_keyframe = true;
+                                self.request_keyframe(now, id);
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn handle_control(
+        &mut self,
+        now: Instant,
+        message: ControlMessage,
+    ) -> Result<(), GroupSessionError> {
+        match message {
+            ControlMessage::Welcome { you, others } => {
+                self.me = Some(you.clone());
+                self.events.push_back(GroupEvent::Welcome(you));
+                for other in others {
+                    self.add_remote(&other)?;
+                    self.events.push_back(GroupEvent::Joined(other.clone()));
+                    self.events.push_back(GroupEvent::SendKey {
+                        to: other,
+                        key: self.encryptor.key().clone(),
+                    });
+                }
+            }
+            ControlMessage::Joined { participant } => {
+                self.add_remote(&participant)?;
+                let key = self.encryptor.ratchet()?.clone();
+                self.events
+                    .push_back(GroupEvent::Joined(participant.clone()));
+                self.events.push_back(GroupEvent::SendKey {
+                    to: participant,
+                    key,
+                });
+            }
+            ControlMessage::Left {
+                participant,
+                reason,
+            } => {
+                self.remotes.remove(&participant.id);
+                self.tracks.retain(|_, (_, id)| *id != participant.id);
+                self.events.push_back(GroupEvent::Left(participant, reason));
+                let key = self.encryptor.replace()?.clone();
+                for remote in self.remotes.values() {
+                    self.events.push_back(GroupEvent::SendKey {
+                        to: remote.who.clone(),
+                        key: key.clone(),
+                    });
+                }
+            }
+            ControlMessage::Track {
+                mid,
+                kind,
+                participant,
+            } => {
+                let mid = Mid::from(mid.as_str());
+                self.tracks.insert(mid, (kind, participant.id));
+                if let (TrackKind::Video, Some(remote)) =
+                    (kind, self.remotes.get_mut(&participant.id))
+                {
+                    remote.video_mid = Some(mid);
+                }
+            }
+            ControlMessage::Offer { sdp } => {
+                let offer = SdpOffer::from_sdp_string(&sdp)
+                    .map_err(|e| GroupSessionError::Sdp(e.to_string()))?;
+                let answer = self.rtc.sdp_api().accept_offer(offer)?;
+                self.send_control(&ControlMessage::Answer {
+                    sdp: answer.to_sdp_string(),
+                });
+            }
+            ControlMessage::ActiveSpeaker { participant } => {
+                self.events
+                    .push_back(GroupEvent::ActiveSpeaker(participant));
+            }
+            ControlMessage::Answer { .. } | ControlMessage::Leave => {
+                tracing::debug!("the SFU sent a participant's control message");
+            }
+        }
+        let _ = now;
+        Ok(())
+    }
+
+    fn add_remote(&mut self, who: &Participant) -> Result<(), GroupSessionError> {
+        let jitter = JitterBuffer::new(JitterBufferConfig::default())
+            .map_err(|e| GroupSessionError::Media(e.to_string()))?;
+        let decoder = H264Decoder::new().map_err(|e| GroupSessionError::Media(e.to_string()))?;
+        self.remotes.insert(
+            who.id,
+            Remote {
+                who: who.clone(),
+                jitter,
+                decoder,
+                waiting_for_keyframe: true,
+                video_mid: None,
+                last_pli: None,
+                decrypt_failed: false,
+                stats: RemoteStats::default(),
+            },
+        );
+        Ok(())
+    }
+
+    /// Asks (through the SFU) for a keyframe of participant `id`'s video.
+    fn request_keyframe(&mut self, now: Instant, id: u64) {
+        let Some(remote) = self.remotes.get_mut(&id) else {
+            return;
+        };
+        let Some(mid) = remote.video_mid else {
+            return;
+        };
+        if remote.last_pli.is_some_and(|t| now < t + PLI_INTERVAL) {
+            return;
+        }
+        if let Some(mut writer) = self.rtc.writer(mid)
+            && writer
+                .request_keyframe(None, KeyframeRequestKind::Pli)
+                .is_ok()
+        {
+            remote.last_pli = Some(now);
+            remote.stats.plis_sent += 1;
+        }
+    }
+}
+
+/// RFC 6464 level of a frame: dBov, -127 (silence) to 0 (full scale).
+pub fn audio_level(frame: &AudioFrame) -> i8 {
+    let samples = frame.samples();
+    let power = samples.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / samples.len() as f64;
+    let dbov = 10.0 * (power / f64::from(i16::MAX).powi(2)).log10();
+    dbov.clamp(-127.0, 0.0) as i8
+}
