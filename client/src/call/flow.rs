@@ -511,6 +511,7 @@ fn kind(signal: &CallSignal) -> &'static str {
         CallSignal::Hangup { .. } => "hangup",
         CallSignal::Busy { .. } => "busy",
         CallSignal::AnsweredElsewhere { .. } => "answered elsewhere",
+        CallSignal::SenderKey { .. } => "group sender key",
     }
 }
 

@@ -125,6 +125,8 @@ pub struct GroupSession {
     /// Line -> (kind, participant id), from the SFU's `track` messages.
     tracks: HashMap<Mid, (TrackKind, u64)>,
     remotes: BTreeMap<u64, Remote>,
+    /// Counters of participants who left.
+    departed: Vec<(Participant, RemoteStats)>,
     encryptor: SenderEncryptor,
     /// Keys by (user, device): they may arrive before the SFU names the
     /// participant.
@@ -180,6 +182,7 @@ impl GroupSession {
             me: None,
             tracks: HashMap::new(),
             remotes: BTreeMap::new(),
+            departed: Vec::new(),
             encryptor: SenderEncryptor::new(room)?,
             keys: HashMap::new(),
             opus,
@@ -221,11 +224,12 @@ impl GroupSession {
         self.remotes.values().map(|r| r.who.clone()).collect()
     }
 
-    /// Counters for each other participant.
+    /// Counters for each other participant, those who left included.
     pub fn remote_stats(&self) -> Vec<(Participant, RemoteStats)> {
         self.remotes
             .values()
             .map(|r| (r.who.clone(), r.stats.clone()))
+            .chain(self.departed.iter().cloned())
             .collect()
     }
 
@@ -557,7 +561,9 @@ impl GroupSession {
                 participant,
                 reason,
             } => {
-                self.remotes.remove(&participant.id);
+                if let Some(remote) = self.remotes.remove(&participant.id) {
+                    self.departed.push((remote.who, remote.stats));
+                }
                 self.tracks.retain(|_, (_, id)| *id != participant.id);
                 self.events.push_back(GroupEvent::Left(participant, reason));
                 let key = self.encryptor.replace()?.clone();

@@ -9,6 +9,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde::{Deserialize, Serialize};
 
 use super::e2ee::MasterSecret;
+use super::group_e2ee::SenderKey;
 
 /// Why a call ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,13 +76,23 @@ pub enum CallSignal {
         /// The call.
         call_id: String,
     },
+    /// A group call participant's sender key (its media key in the room),
+    /// to one other participant's device.
+    SenderKey {
+        /// The SFU room (the group's call).
+        room: String,
+        /// The key's epoch (its SFrame key id).
+        epoch: u64,
+        /// 32 bytes, base64.
+        secret: String,
+    },
 }
 
 /// A call payload that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum SignalError {
-    /// The media secret is not 32 bytes of base64.
-    #[error("call offer carries a bad media secret")]
+    /// The media secret (or sender key) is not 32 bytes of base64.
+    #[error("call signal carries a bad media secret")]
     BadSecret,
 }
 
@@ -96,12 +107,29 @@ impl CallSignal {
             | Self::Hangup { call_id, .. }
             | Self::Busy { call_id }
             | Self::AnsweredElsewhere { call_id } => call_id,
+            Self::SenderKey { room, .. } => room,
         }
     }
 
     /// Encodes a media secret for [`CallSignal::Offer`].
     pub fn encode_secret(secret: &MasterSecret) -> String {
         B64.encode(secret.0)
+    }
+
+    /// A sender key as a signal for `room`.
+    pub fn sender_key(room: &str, key: &SenderKey) -> Self {
+        Self::SenderKey {
+            room: room.to_string(),
+            epoch: key.epoch,
+            secret: B64.encode(key.secret()),
+        }
+    }
+
+    /// The sender key a [`CallSignal::SenderKey`] carries.
+    pub fn decode_sender_key(epoch: u64, secret: &str) -> Result<SenderKey, SignalError> {
+        let bytes = B64.decode(secret).map_err(|_| SignalError::BadSecret)?;
+        let bytes: [u8; 32] = bytes.try_into().map_err(|_| SignalError::BadSecret)?;
+        Ok(SenderKey::from_parts(epoch, bytes))
     }
 
     /// Decodes an offer's media secret.

@@ -13,6 +13,7 @@ use parley_client::call::devices::{
     AudioOutput, VideoInput, open_audio_input, open_audio_output, open_video_input,
 };
 use parley_client::call::flow::RING_TIMEOUT;
+use parley_client::call::group_call::{self, GroupCallEvent, JoinOptions};
 use parley_client::call::phone::{self, AnswerPolicy, Decision, PhoneEvent, PhoneOptions};
 use parley_client::{Connection, Messenger};
 
@@ -285,4 +286,56 @@ async fn ctrl_c() {
     if tokio::signal::ctrl_c().await.is_err() {
         std::future::pending::<()>().await;
     }
+}
+
+/// `parley join`: the group's call through the server's SFU.
+pub async fn join(
+    m: &mut Messenger,
+    conn: &mut Connection,
+    group_id: &str,
+    group_name: &str,
+    video: bool,
+    args: &MediaArgs,
+) -> anyhow::Result<()> {
+    let phone = args.options(video)?;
+    let options = JoinOptions {
+        duration: phone.duration,
+        audio_in: phone.audio_in,
+        audio_out: phone.audio_out,
+        video_in: if video {
+            phone.video_in
+        } else {
+            VideoInput::Null
+        },
+        record: phone.record,
+        bind: phone.bind,
+    };
+    let mut out = Output::new(args, group_name)?;
+    let mut show = |event: GroupCallEvent| match event {
+        GroupCallEvent::Connected(_) => {
+            eprintln!("in the call of {group_name} (Ctrl-C leaves)")
+        }
+        GroupCallEvent::Joined(who) => eprintln!("{who} is in the call"),
+        GroupCallEvent::Left(who, why) => eprintln!("{who} left ({why})"),
+        GroupCallEvent::Speaker(who) => eprintln!("{who} is speaking"),
+        GroupCallEvent::Warning(w) => eprintln!("warning: {w}"),
+    };
+    let summary = group_call::join_group(m, conn, group_id, &options, &mut show, ctrl_c())
+        .await
+        .with_context(|| format!("joining the call of {group_name}"))?;
+    for peer in &summary.peers {
+        eprintln!(
+            "from {} ({}): {} audio frames, {} pictures, {} undecryptable",
+            peer.user, peer.device, peer.audio_frames, peer.pictures, peer.decrypt_failures
+        );
+    }
+    out.json(
+        "summary",
+        serde_json::to_value(&summary).unwrap_or(serde_json::Value::Null),
+    );
+    eprintln!(
+        "left the call of {group_name} ({:.0} s of media)",
+        summary.media_s
+    );
+    Ok(())
 }

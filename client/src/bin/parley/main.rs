@@ -129,6 +129,16 @@ enum Command {
         #[command(flatten)]
         media: call::MediaArgs,
     },
+    /// Join a group's call (through the server's SFU; Ctrl-C leaves).
+    Join {
+        /// Group name or id.
+        group: String,
+        /// Send video as well as audio.
+        #[arg(long)]
+        video: bool,
+        #[command(flatten)]
+        media: call::MediaArgs,
+    },
     /// Wait for calls and take them (Ctrl-C hangs up and stops).
     Listen {
         /// Answer every call at once (else ask on a terminal, or let it
@@ -317,6 +327,18 @@ async fn main() -> anyhow::Result<()> {
             let mut m = open(&server, &dir).await?;
             let mut conn = m.connect().await.context("connecting")?;
             let result = call::call(&mut m, &mut conn, &handle, video, &media).await;
+            conn.close().await;
+            result?;
+        }
+        Command::Join {
+            group,
+            video,
+            media,
+        } => {
+            let mut m = open(&server, &dir).await?;
+            let id = require_group(&mut m, &group).await?;
+            let mut conn = m.connect().await.context("connecting")?;
+            let result = call::join(&mut m, &mut conn, &id, &group, video, &media).await;
             conn.close().await;
             result?;
         }

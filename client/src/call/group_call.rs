@@ -1,0 +1,367 @@
+//! The shell behind `parley join <group>`: gets a join token for the
+//! group's call, joins the SFU with a [`GroupSession`], moves audio and
+//! video on the wall clock, and carries sender keys over the messenger's
+//! E2E channel (a [`CallSignal::SenderKey`] per recipient device).
+//!
+//! Received audio is mixed (summed, saturating) into `--audio-out`;
+//! `--record DIR` writes each other participant's audio and video to
+//! `DIR/<user>-<device>/audio.wav` and `video.y4m`, from the moment it is
+//! first heard or seen.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use parley_media::audio::{AudioFrame, AudioSink};
+use parley_media::jitter_buffer::PlayoutKind;
+use parley_media::video::{VideoSink, VideoSource};
+use parley_media::wav_file::WavSink;
+use parley_media::y4m_file::{Y4mHeader, Y4mSink};
+use serde::Serialize;
+
+use super::devices::{
+    AudioInput, AudioOutput, DeviceError, VideoInput, open_audio_input, open_audio_output,
+    open_video_input,
+};
+use super::group_session::{GroupEvent, GroupSession, GroupSessionError};
+use super::phone::media_socket;
+use super::runner::{CONNECT_TIMEOUT, candidate_addr};
+use super::signal::CallSignal;
+use crate::messenger::{Connection, Event, Messenger, MessengerError};
+
+/// Audio frame length.
+const FRAME: Duration = Duration::from_millis(20);
+
+/// Why a group call could not be joined or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GroupCallError {
+    /// The server refused or could not be reached.
+    #[error(transparent)]
+    Messenger(#[from] MessengerError),
+    /// The media socket failed.
+    #[error("media socket: {0}")]
+    Socket(#[from] std::io::Error),
+    /// The session failed.
+    #[error(transparent)]
+    Session(#[from] GroupSessionError),
+    /// A device could not be opened.
+    #[error(transparent)]
+    Device(#[from] DeviceError),
+    /// A device or recording failed while running.
+    #[error("media: {0}")]
+    Media(#[from] parley_media::Error),
+    /// ICE/DTLS to the SFU did not come up.
+    #[error("could not connect to the SFU within {0:?}")]
+    ConnectTimeout(Duration),
+    /// The server's websocket closed.
+    #[error("the server closed the connection")]
+    Closed,
+}
+
+/// What to join with.
+#[derive(Debug, Clone)]
+pub struct JoinOptions {
+    /// Leave after this long connected.
+    pub duration: Option<Duration>,
+    /// Microphone, file or synthetic source.
+    pub audio_in: AudioInput,
+    /// Speaker, file or discard (everyone else, mixed).
+    pub audio_out: AudioOutput,
+    /// Camera, file, pattern or none.
+    pub video_in: VideoInput,
+    /// Record each other participant here.
+    pub record: Option<PathBuf>,
+    /// The local address for media.
+    pub bind: Option<IpAddr>,
+}
+
+/// What the user should see.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupCallEvent {
+    /// Connected to the SFU in this room.
+    Connected(String),
+    /// Someone is in the call.
+    Joined(String),
+    /// Someone left, and why.
+    Left(String, String),
+    /// Someone speaks.
+    Speaker(String),
+    /// Something went wrong but the call goes on.
+    Warning(String),
+}
+
+/// One other participant, at the end.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeerSummary {
+    /// Handle.
+    pub user: String,
+    /// Device id.
+    pub device: String,
+    /// Audio frames decrypted.
+    pub audio_frames: u64,
+    /// Pictures decoded.
+    pub pictures: u64,
+    /// Frames that did not decrypt.
+    pub decrypt_failures: u64,
+}
+
+/// How the call went.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupCallSummary {
+    /// The SFU room.
+    pub room: String,
+    /// Seconds connected.
+    pub media_s: f64,
+    /// Everyone this participant received, including those who left.
+    pub peers: Vec<PeerSummary>,
+    /// Active speakers announced, in order.
+    pub speakers: Vec<String>,
+    /// Sender keys sent and received.
+    pub keys_sent: u64,
+    /// Sender keys received.
+    pub keys_received: u64,
+}
+
+/// Per-participant recording.
+struct Recording {
+    audio: WavSink,
+    video: Option<Y4mSink>,
+    dir: PathBuf,
+}
+
+/// Joins the call of `group` (an id) and runs it until `stop` resolves or
+/// the duration is up.
+pub async fn join_group(
+    m: &mut Messenger,
+    conn: &mut Connection,
+    group: &str,
+    options: &JoinOptions,
+    events: &mut dyn FnMut(GroupCallEvent),
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<GroupCallSummary, GroupCallError> {
+    let stop = futures_util::FutureExt::fuse(stop);
+    tokio::pin!(stop);
+    let grant = m.group_call(group).await?;
+    let room = grant.room.clone();
+    let socket = media_socket(m.server(), options.bind).await?;
+    let local = candidate_addr(socket.local_addr()?);
+    let mut audio_in = open_audio_input(&options.audio_in)?;
+    let mut audio_out = open_audio_output(&options.audio_out)?;
+    let mut video_in: Option<Box<dyn VideoSource + Send>> = open_video_input(&options.video_in)?;
+    let (mut session, offer) =
+        GroupSession::offer(Instant::now(), local, &room, video_in.is_some())?;
+    let answer = m.sfu_join(&room, &grant.token, &offer).await?;
+    session.accept_answer(Instant::now(), &answer)?;
+
+    let joined_at = Instant::now();
+    let mut connected_at: Option<Instant> = None;
+    let mut next_audio = Instant::now();
+    let mut next_video = Instant::now();
+    let video_period = video_in.as_ref().map_or(Duration::from_millis(33), |v| {
+        Duration::from_secs_f64(1.0 / v.frame_rate().as_f64().max(1.0))
+    });
+    let mut video_sent = 0u64;
+    let mut recordings: HashMap<(String, String), Recording> = HashMap::new();
+    let mut summary = GroupCallSummary {
+        room: room.clone(),
+        media_s: 0.0,
+        peers: Vec::new(),
+        speakers: Vec::new(),
+        keys_sent: 0,
+        keys_received: 0,
+    };
+    let mut buf = vec![0u8; 2048];
+    loop {
+        // Datagrams out, events handled (sender keys go out over E2E).
+        while let Some((to, datagram)) = session.poll_transmit() {
+            let _ = socket.send_to(&datagram, to).await;
+        }
+        while let Some(event) = session.poll_event() {
+            match event {
+                GroupEvent::Connected => {
+                    connected_at.get_or_insert_with(Instant::now);
+                    events(GroupCallEvent::Connected(room.clone()));
+                }
+                GroupEvent::Welcome(_) => {}
+                GroupEvent::Joined(p) => events(GroupCallEvent::Joined(p.user)),
+                GroupEvent::Left(p, reason) => events(GroupCallEvent::Left(p.user, reason)),
+                GroupEvent::ActiveSpeaker(p) => {
+                    summary.speakers.push(p.user.clone());
+                    events(GroupCallEvent::Speaker(p.user));
+                }
+                GroupEvent::SendKey { to, key } => {
+                    let signal = CallSignal::sender_key(&room, &key);
+                    match m.send_call_signal(&to.user, &to.device, signal).await {
+                        Ok(()) => summary.keys_sent += 1,
+                        Err(e) => events(GroupCallEvent::Warning(format!(
+                            "sender key to {}: {e}",
+                            to.user
+                        ))),
+                    }
+                }
+                GroupEvent::DecryptFailed(p, why) => events(GroupCallEvent::Warning(format!(
+                    "{}'s media does not decrypt yet: {why}",
+                    p.user
+                ))),
+            }
+        }
+        while let Some((who, picture)) = session.poll_picture() {
+            if let Some(dir) = &options.record {
+                let rec = recording(&mut recordings, dir, &who.user, &who.device)?;
+                if rec.video.is_none() {
+                    let header = Y4mHeader {
+                        width: picture.width(),
+                        height: picture.height(),
+                        frame_rate: parley_media::video::FrameRate::fps(30),
+                    };
+                    let path = rec.dir.join("video.y4m");
+                    rec.video = Some(Y4mSink::create(&path, header).map_err(invalid)?);
+                }
+                if let Some(sink) = &mut rec.video {
+                    sink.write_frame(&picture)?;
+                }
+            }
+        }
+
+        let now = Instant::now();
+        if connected_at.is_none() && now > joined_at + CONNECT_TIMEOUT {
+            return Err(GroupCallError::ConnectTimeout(CONNECT_TIMEOUT));
+        }
+        if let (Some(at), Some(limit)) = (connected_at, options.duration)
+            && now >= at + limit
+        {
+            break;
+        }
+        let deadline = session
+            .poll_timeout()
+            .min(next_audio)
+            .min(if video_in.is_some() {
+                next_video
+            } else {
+                next_audio
+            });
+        tokio::select! {
+            received = socket.recv_from(&mut buf) => {
+                let (n, from) = received?;
+                session.handle_receive(Instant::now(), from, local, &buf[..n])?;
+            }
+            frame = conn.next_frame() => {
+                let frame = frame.ok_or(GroupCallError::Closed)??;
+                for event in m.process_frame(conn, frame).await? {
+                    match event {
+                        Event::Call(call) => match call.signal {
+                            CallSignal::SenderKey { room: r, epoch, secret } if r == room => {
+                                match CallSignal::decode_sender_key(epoch, &secret) {
+                                    Ok(key) => {
+                                        summary.keys_received += 1;
+                                        session.add_key(Instant::now(), &call.from, &call.from_device, key)?;
+                                    }
+                                    Err(e) => events(GroupCallEvent::Warning(format!(
+                                        "sender key from {}: {e}", call.from
+                                    ))),
+                                }
+                            }
+                            other => tracing::debug!(signal = ?other, "call signal ignored during a group call"),
+                        },
+                        Event::Undecryptable { from, reason, .. } => events(GroupCallEvent::Warning(
+                            format!("an envelope from {from} does not decrypt: {reason}"),
+                        )),
+                        Event::Message(_) | Event::Receipt(_) => {}
+                    }
+                }
+            }
+            () = tokio::time::sleep_until(deadline.into()) => {
+                let now = Instant::now();
+                if now >= session.poll_timeout() {
+                    session.handle_timeout(now)?;
+                }
+                if now >= next_audio {
+                    next_audio += FRAME;
+                    let frame = audio_in.next_frame()?.unwrap_or_else(AudioFrame::silence);
+                    session.send_audio(now, &frame)?;
+                    let mut mix = [0i32; parley_media::audio::FRAME_SAMPLES];
+                    for (who, playout) in session.poll_audio(now) {
+                        for (m, &s) in mix.iter_mut().zip(playout.frame.samples()) {
+                            *m += i32::from(s);
+                        }
+                        let heard = playout.kind != PlayoutKind::Buffering;
+                        if let (Some(dir), true) = (&options.record, heard) {
+                            recording(&mut recordings, dir, &who.user, &who.device)?
+                                .audio
+                                .write_frame(&playout.frame)?;
+                        }
+                    }
+                    let mut out = AudioFrame::silence();
+                    for (o, m) in out.samples_mut().iter_mut().zip(mix) {
+                        *o = m.clamp(i32::from(i16::MIN), i32::from(i16::MAX)) as i16;
+                    }
+                    audio_out.write_frame(&out)?;
+                }
+                if let Some(source) = &mut video_in
+                    && now >= next_video
+                {
+                    next_video += video_period;
+                    if let Some(picture) = source.next_frame()? {
+                        let pts = video_period * video_sent as u32;
+                        video_sent += 1;
+                        session.send_video(now, &picture, pts)?;
+                    }
+                }
+            }
+            _ = &mut stop => break,
+        }
+    }
+    session.leave(Instant::now())?;
+    while let Some((to, datagram)) = session.poll_transmit() {
+        let _ = socket.send_to(&datagram, to).await;
+    }
+    audio_out.finish()?;
+    for rec in recordings.values_mut() {
+        rec.audio.finish()?;
+        if let Some(video) = &mut rec.video {
+            video.flush().map_err(invalid)?;
+        }
+    }
+    summary.media_s = connected_at.map_or(0.0, |at| at.elapsed().as_secs_f64());
+    summary.peers = session
+        .remote_stats()
+        .into_iter()
+        .map(|(who, s)| PeerSummary {
+            user: who.user,
+            device: who.device,
+            audio_frames: s.audio_frames,
+            pictures: s.pictures,
+            decrypt_failures: s.decrypt_failures,
+        })
+        .collect();
+    Ok(summary)
+}
+
+/// A recording file error, as a media error.
+fn invalid(e: impl std::fmt::Display) -> GroupCallError {
+    GroupCallError::Media(parley_media::Error::Invalid(e.to_string()))
+}
+
+fn recording<'a>(
+    recordings: &'a mut HashMap<(String, String), Recording>,
+    dir: &Path,
+    user: &str,
+    device: &str,
+) -> Result<&'a mut Recording, GroupCallError> {
+    let key = (user.to_string(), device.to_string());
+    if !recordings.contains_key(&key) {
+        let dir = dir.join(format!("{user}-{device}"));
+        std::fs::create_dir_all(&dir)?;
+        let audio = WavSink::create(dir.join("audio.wav")).map_err(invalid)?;
+        recordings.insert(
+            key.clone(),
+            Recording {
+                audio,
+                video: None,
+                dir,
+            },
+        );
+    }
+    Ok(recordings.get_mut(&key).expect("inserted above"))
+}
