@@ -592,7 +592,28 @@ impl Sfu {
                     let Some(writer) = peer.rtc.writer(out_mid) else {
                         continue;
                     };
-                    let Some(pt) = writer.match_params(params) else {
+                    // The same codec parameters when the subscriber has them,
+                    // else the same codec and packetization: browsers pick
+                    // their own H.264 profile-level-id from the offer, and
+                    // every Constrained Baseline stream decodes under any.
+                    // (`match_params` looks at the whole session's codecs,
+                    // so check the line negotiated the one it finds.)
+                    let pt = writer
+                        .match_params(params)
+                        .filter(|pt| writer.payload_params().any(|p| p.pt() == *pt))
+                        .or_else(|| {
+                            let want = params.spec();
+                            writer
+                                .payload_params()
+                                .find(|p| {
+                                    let have = p.spec();
+                                    have.codec == want.codec
+                                        && have.format.packetization_mode
+                                            == want.format.packetization_mode
+                                })
+                                .map(|p| p.pt())
+                        });
+                    let Some(pt) = pt else {
                         continue;
                     };
                     // Subscribers (a browser's UI) see levels too.
@@ -810,7 +831,11 @@ impl Peer {
                     }
                 }
             }
-            Event::MediaAdded(added) if added.direction == Direction::RecvOnly => {
+            // A line the participant sends on: `sendonly` from str0m, or
+            // `sendrecv` from a browser's addTrack (the SFU never sends on
+            // a participant's own lines; others' tracks get lines of their
+            // own).
+            Event::MediaAdded(added) if added.direction.is_receiving() => {
                 self.tracks_in.push(TrackIn {
                     mid: added.mid,
                     kind: added.kind,

@@ -42,7 +42,7 @@ pub struct TestSfu {
 impl TestSfu {
     pub fn start(tune: impl FnOnce(&mut SfuConfig)) -> Self {
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+            .worker_threads(2)
             .enable_all()
             .build()
             .unwrap();
