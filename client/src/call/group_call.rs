@@ -5,16 +5,19 @@
 //!
 //! Received audio is mixed (summed, saturating) into `--audio-out`;
 //! `--record DIR` writes each other participant's audio and video to
-//! `DIR/<user>-<device>/audio.wav` and `video.y4m`, from the moment it is
-//! first heard or seen.
+//! `DIR/<user>-<device>/audio.wav` and `video.y4m`. The audio is placed on
+//! the sender's own timeline (by RTP timestamp: sample 0 is the first the
+//! sender sent, silence where nothing was heard, concealment where a frame
+//! was lost), so it lines up with what the sender captured; video starts
+//! at the first picture decoded.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use parley_media::audio::{AudioFrame, AudioSink};
-use parley_media::jitter_buffer::PlayoutKind;
+use parley_media::audio::{AudioFrame, AudioSink, FRAME_SAMPLES};
+
 use parley_media::video::{VideoSink, VideoSource};
 use parley_media::wav_file::WavSink;
 use parley_media::y4m_file::{Y4mHeader, Y4mSink};
@@ -126,6 +129,8 @@ pub struct GroupCallSummary {
 /// Per-participant recording.
 struct Recording {
     audio: WavSink,
+    /// Samples written to `audio` so far (the sender's timeline).
+    audio_samples: u64,
     video: Option<Y4mSink>,
     dir: PathBuf,
 }
@@ -137,7 +142,7 @@ pub async fn join_group(
     conn: &mut Connection,
     group: &str,
     options: &JoinOptions,
-    events: &mut dyn FnMut(GroupCallEvent),
+    events: &mut (dyn FnMut(GroupCallEvent) + Send),
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<GroupCallSummary, GroupCallError> {
     let stop = futures_util::FutureExt::fuse(stop);
@@ -285,11 +290,9 @@ pub async fn join_group(
                         for (m, &s) in mix.iter_mut().zip(playout.frame.samples()) {
                             *m += i32::from(s);
                         }
-                        let heard = playout.kind != PlayoutKind::Buffering;
-                        if let (Some(dir), true) = (&options.record, heard) {
-                            recording(&mut recordings, dir, &who.user, &who.device)?
-                                .audio
-                                .write_frame(&playout.frame)?;
+                        if let (Some(dir), Some(ts)) = (&options.record, playout.rtp_timestamp) {
+                            let rec = recording(&mut recordings, dir, &who.user, &who.device)?;
+                            place_on_timeline(rec, u64::from(ts), &playout.frame)?;
                         }
                     }
                     let mut out = AudioFrame::silence();
@@ -338,6 +341,32 @@ pub async fn join_group(
     Ok(summary)
 }
 
+/// Longest silence a recording pads in one go (a sender's timestamp jump
+/// beyond it is not followed: a minute of zeros is not worth writing).
+const MAX_PAD_SAMPLES: u64 = 60 * 48_000;
+
+/// Writes `frame` at sample `ts` of the sender's timeline (20 ms frames
+/// from 0, so whole frames): silence up to it, nothing if that stretch is
+/// already written.
+fn place_on_timeline(
+    rec: &mut Recording,
+    ts: u64,
+    frame: &AudioFrame,
+) -> Result<(), GroupCallError> {
+    if ts < rec.audio_samples {
+        return Ok(());
+    }
+    let gap = ts - rec.audio_samples;
+    if gap <= MAX_PAD_SAMPLES {
+        for _ in 0..gap / FRAME_SAMPLES as u64 {
+            rec.audio.write_frame(&AudioFrame::silence())?;
+        }
+    }
+    rec.audio.write_frame(frame)?;
+    rec.audio_samples = ts + FRAME_SAMPLES as u64;
+    Ok(())
+}
+
 /// A recording file error, as a media error.
 fn invalid(e: impl std::fmt::Display) -> GroupCallError {
     GroupCallError::Media(parley_media::Error::Invalid(e.to_string()))
@@ -358,6 +387,7 @@ fn recording<'a>(
             key.clone(),
             Recording {
                 audio,
+                audio_samples: 0,
                 video: None,
                 dir,
             },

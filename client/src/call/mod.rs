@@ -7,6 +7,7 @@ pub mod devices;
 pub mod e2ee;
 pub mod flow;
 pub mod group_call;
+pub mod group_demo;
 pub mod group_e2ee;
 pub mod group_session;
 pub mod media_session;

@@ -1,0 +1,229 @@
+//! `parley demo group`: an embedded server with its SFU and N headless
+//! participants (alice, bob, carol, ...) in one group's call, each through
+//! the real stack (its own messenger and E2E sender keys, a [`join_group`]
+//! run, SFrame over the SFU) with synthetic speech and the test pattern;
+//! then what each received, scored.
+//!
+//! Each participant records the others (audio on the sender's timeline,
+//! see [`super::group_call`]); speech is scored with PESQ-WB against the
+//! looped clip the sender played, over the stretch the receiver heard.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use parley_media::audio::FRAME_SAMPLES;
+use parley_media::quality::pesq_wb;
+use parley_media::speech::speech_clip;
+use parley_media::wav_file::read_wav;
+use serde::Serialize;
+
+use super::demo::DemoError;
+use super::devices::{AudioInput, AudioOutput, VideoInput};
+use super::group_call::{GroupCallEvent, JoinOptions, join_group};
+use crate::messenger::Messenger;
+use crate::vault::KeySource;
+
+/// Participant names, in joining order.
+const NAMES: [&str; 8] = [
+    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi",
+];
+
+/// Most participants the demo runs (each encodes and decodes on this
+/// machine).
+pub const MAX_PARTICIPANTS: usize = NAMES.len();
+
+/// Group demo settings.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupDemoOptions {
+    /// Participants, 2 to [`MAX_PARTICIPANTS`].
+    pub participants: usize,
+    /// How long each stays in the call.
+    pub duration: Duration,
+    /// Video as well as audio.
+    pub video: bool,
+}
+
+/// What one participant received.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParticipantReport {
+    /// Its name.
+    pub name: String,
+    /// Pictures decoded, by sender.
+    pub frames_decoded: BTreeMap<String, u64>,
+    /// Audio frames (packets) decrypted, by sender.
+    pub audio_packets: BTreeMap<String, u64>,
+    /// Simulcast layer switches (0: one layer until simulcast lands).
+    pub layer_switches: u64,
+    /// The worst PESQ-WB over the senders it heard.
+    pub pesq_wb_min: f64,
+}
+
+/// The demo's result, also written as JSON.
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupDemoReport {
+    /// Seconds each participant stayed.
+    pub duration_s: f64,
+    /// One entry per participant.
+    pub participants: Vec<ParticipantReport>,
+}
+
+/// Runs the group demo; `on_ready` gets the embedded server's URL before
+/// anyone joins, and `on_event` every participant's events.
+pub async fn run_group_demo(
+    options: GroupDemoOptions,
+    on_ready: impl FnOnce(&str),
+    on_event: impl Fn(&str, GroupCallEvent) + Send + Sync + 'static,
+) -> Result<GroupDemoReport, DemoError> {
+    let n = options.participants;
+    if !(2..=MAX_PARTICIPANTS).contains(&n) {
+        return Err(DemoError::Media(format!(
+            "a group demo has 2 to {MAX_PARTICIPANTS} participants"
+        )));
+    }
+    let dir = tempfile::tempdir()?;
+    let url = start_server_with_sfu(dir.path()).await?;
+    on_ready(&url);
+
+    let mut members = Vec::new();
+    for name in &NAMES[..n] {
+        let m = Messenger::register(&url, &dir.path().join(name), KeySource::KeyFile, name).await?;
+        members.push(m);
+    }
+    let group = members[0].create_group("demo").await?.group_id;
+    for name in &NAMES[1..n] {
+        members[0].add_member(&group, name).await?;
+    }
+
+    let on_event = std::sync::Arc::new(on_event);
+    let mut tasks = Vec::new();
+    for (i, mut m) in members.into_iter().enumerate() {
+        let name = NAMES[i].to_string();
+        let group = group.clone();
+        let record = dir.path().join(format!("{name}-received"));
+        let on_event = on_event.clone();
+        let join = JoinOptions {
+            duration: Some(options.duration),
+            audio_in: AudioInput::Speech,
+            audio_out: AudioOutput::Null,
+            video_in: if options.video {
+                VideoInput::Pattern
+            } else {
+                VideoInput::Null
+            },
+            record: Some(record.clone()),
+            bind: Some(std::net::Ipv4Addr::LOCALHOST.into()),
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut conn = m.connect().await?;
+            let mut events = |e: GroupCallEvent| on_event(&name, e);
+            let summary = join_group(
+                &mut m,
+                &mut conn,
+                &group,
+                &join,
+                &mut events,
+                std::future::pending(),
+            )
+            .await;
+            conn.close().await;
+            let summary = summary.map_err(|e| DemoError::Signaling(format!("{name}: {e}")))?;
+            Ok::<_, DemoError>((name, summary, record))
+        }));
+        // Joins a moment apart, as people do (and so every join after the
+        // first makes the others ratchet).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    let clip = speech_clip().map_err(|e| DemoError::Media(e.to_string()))?;
+    let mut participants = Vec::new();
+    for task in tasks {
+        let (name, summary, record) = task
+            .await
+            .map_err(|e| DemoError::Signaling(format!("participant task: {e}")))??;
+        let mut report = ParticipantReport {
+            name,
+            frames_decoded: BTreeMap::new(),
+            audio_packets: BTreeMap::new(),
+            layer_switches: 0,
+            pesq_wb_min: f64::NAN,
+        };
+        for peer in &summary.peers {
+            report
+                .frames_decoded
+                .insert(peer.user.clone(), peer.pictures);
+            report
+                .audio_packets
+                .insert(peer.user.clone(), peer.audio_frames);
+            let wav = record
+                .join(format!("{}-{}", peer.user, peer.device))
+                .join("audio.wav");
+            let score = score_speech(&clip, &wav)?;
+            if report.pesq_wb_min.is_nan() || score < report.pesq_wb_min {
+                report.pesq_wb_min = score;
+            }
+        }
+        participants.push(report);
+    }
+    Ok(GroupDemoReport {
+        duration_s: options.duration.as_secs_f64(),
+        participants,
+    })
+}
+
+/// PESQ-WB of a recording on the sender's timeline against the looped
+/// clip, over the stretch from the first to the last frame heard.
+fn score_speech(clip: &[i16], wav: &Path) -> Result<f64, DemoError> {
+    let Ok(heard) = read_wav(wav) else {
+        return Ok(f64::NAN);
+    };
+    let frames: Vec<&[i16]> = heard.chunks(FRAME_SAMPLES).collect();
+    let loud = |f: &&[i16]| f.iter().any(|&s| s != 0);
+    let (Some(first), Some(last)) = (frames.iter().position(loud), frames.iter().rposition(loud))
+    else {
+        return Ok(f64::NAN);
+    };
+    let (start, end) = (first * FRAME_SAMPLES, (last + 1) * FRAME_SAMPLES);
+    if end - start < 2 * 48_000 {
+        return Ok(f64::NAN);
+    }
+    let reference: Vec<i16> = clip
+        .iter()
+        .copied()
+        .cycle()
+        .skip(start)
+        .take(end - start)
+        .collect();
+    pesq_wb(&reference, &heard[start..end]).map_err(|e| DemoError::Media(e.to_string()))
+}
+
+/// The demo's server: signaling with the SFU on loopback.
+async fn start_server_with_sfu(dir: &Path) -> Result<String, DemoError> {
+    use parley_signaling::group_calls::GroupCalls;
+    use parley_signaling::store::Store;
+    use parley_signaling::{AppState, ServerConfig};
+    let store = Store::open(&format!("sqlite://{}", dir.join("server.db").display()))
+        .await
+        .map_err(|e| DemoError::Signaling(e.to_string()))?;
+    let (socket, public) =
+        parley_sfu::server::bind((std::net::Ipv4Addr::LOCALHOST, 0).into(), None).await?;
+    let key = parley_sfu::TokenKey::generate();
+    let sfu = parley_sfu::server::start(socket, parley_sfu::SfuConfig::new(public, key.clone()));
+    let state = AppState::new(
+        store,
+        ServerConfig {
+            blob_dir: dir.join("blobs"),
+            sfu: Some(GroupCalls { sfu, key }),
+            ..ServerConfig::default()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let app = parley_signaling::app(state);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "embedded server stopped");
+        }
+    });
+    Ok(format!("http://{addr}"))
+}
