@@ -143,6 +143,35 @@ impl I420Frame {
     pub fn planes_mut(&mut self) -> (&mut [u8], &mut [u8], &mut [u8]) {
         (&mut self.y, &mut self.u, &mut self.v)
     }
+
+    /// The picture at half the width and height (each pixel the rounded
+    /// mean of a 2x2 block): a simulcast sender's lower layer. `None` when
+    /// the half size would not be a valid frame (odd or zero dimensions).
+    pub fn downscale_half(&self) -> Option<Self> {
+        let (w, h) = (self.width / 2, self.height / 2);
+        check_dimensions(w, h).ok()?;
+        let half = |plane: &[u8], src_w: usize, dst_w: usize, dst_h: usize| {
+            let mut out = Vec::with_capacity(dst_w * dst_h);
+            for row in 0..dst_h {
+                let (a, b) = (&plane[2 * row * src_w..], &plane[(2 * row + 1) * src_w..]);
+                for col in 0..dst_w {
+                    let sum = u16::from(a[2 * col])
+                        + u16::from(a[2 * col + 1])
+                        + u16::from(b[2 * col])
+                        + u16::from(b[2 * col + 1]);
+                    out.push(((sum + 2) / 4) as u8);
+                }
+            }
+            out
+        };
+        Some(Self {
+            width: w,
+            height: h,
+            y: half(&self.y, self.width, w, h),
+            u: half(&self.u, self.width / 2, w / 2, h / 2),
+            v: half(&self.v, self.width / 2, w / 2, h / 2),
+        })
+    }
 }
 
 impl std::fmt::Debug for I420Frame {

@@ -21,9 +21,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::ChannelId;
-use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid};
+use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, MediaTime, Mid, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
 
@@ -42,6 +43,28 @@ const SPEAKER_HYSTERESIS: f32 = 6.0;
 const LOUDNESS_STALE: Duration = Duration::from_millis(500);
 /// The speaker is re-evaluated at most this often per room.
 const SPEAKER_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Simulcast: a subscriber's bandwidth estimate starts here...
+const BWE_INITIAL_KBPS: u64 = 1_000;
+/// ...and str0m probes toward this (three high layers' worth).
+const BWE_DESIRED_KBPS: u64 = 2_500;
+/// The budget one video track of a subscriber needs to get a layer, by rid
+/// (publishers name their layers `h`, `m`, `l`, highest first; an unknown
+/// rid counts as the lowest). A subscriber moves up when the budget is
+/// above the layer's rate by [`LAYER_UP_HEADROOM`], and down as soon as
+/// it falls below the rate itself, so the choice does not flap.
+fn layer_kbps(rid: &Rid) -> f64 {
+    match &**rid {
+        "h" => 500.0,
+        "m" => 250.0,
+        _ => 0.0,
+    }
+}
+/// See [`layer_kbps`].
+const LAYER_UP_HEADROOM: f64 = 1.3;
+/// One frame at 30 fps in 90 kHz ticks: the step a layer switch puts
+/// between the old layer's last frame and the new one's first.
+const FRAME_TICKS: u64 = 3_000;
 
 /// How the SFU behaves; the defaults suit a real deployment.
 #[derive(Debug, Clone)]
@@ -179,6 +202,8 @@ pub struct SfuStats {
     pub bytes_forwarded: u64,
     /// Keyframe requests sent to publishers (after throttling).
     pub keyframe_requests: u64,
+    /// Simulcast layer switches made for subscribers.
+    pub layer_switches: u64,
     /// Datagrams no participant's session accepted.
     pub unrouted_datagrams: u64,
     /// Control messages that were not valid JSON of a known kind.
@@ -190,7 +215,10 @@ pub struct SfuStats {
 struct TrackIn {
     mid: Mid,
     kind: MediaKind,
-    last_keyframe_request: Option<Instant>,
+    /// Simulcast layers, highest first; empty for a single stream.
+    rids: Vec<Rid>,
+    /// Per layer (`None`: a single stream).
+    last_keyframe_request: HashMap<Option<Rid>, Instant>,
 }
 
 /// Another participant's track, as this participant receives it.
@@ -200,6 +228,52 @@ struct TrackOut {
     source_mid: Mid,
     kind: MediaKind,
     state: TrackOutState,
+    /// The source's simulcast layers, highest first (empty: one stream).
+    rids: Vec<Rid>,
+    /// The layer being forwarded.
+    layer: Option<Rid>,
+    /// The layer wanted; it replaces `layer` at its next keyframe.
+    target: Option<Rid>,
+    /// Simulcast layers run on clocks of their own (each stream its own
+    /// random RTP timestamp offset): the subscriber's timeline is kept
+    /// continuous by adding this to the forwarded layer's times...
+    time_offset: u64,
+    /// ...and this is the last time forwarded on it (90 kHz ticks).
+    last_time: Option<u64>,
+}
+
+impl TrackOut {
+    fn new(source: Participant, track: &TrackIn) -> Self {
+        Self {
+            source,
+            source_mid: track.mid,
+            kind: track.kind,
+            state: TrackOutState::ToOpen,
+            rids: track.rids.clone(),
+            layer: None,
+            target: None,
+            time_offset: 0,
+            last_time: None,
+        }
+    }
+
+    /// The layer to forward for a per-track budget of `kbps`.
+    fn choose(&self, kbps: f64) -> Option<Rid> {
+        let fits = |rid: &Rid| {
+            let need = layer_kbps(rid);
+            // Staying needs the rate; moving up needs headroom over it.
+            if self.layer.as_ref() == Some(rid) || self.target.as_ref() == Some(rid) {
+                kbps >= need
+            } else {
+                kbps >= need * LAYER_UP_HEADROOM
+            }
+        };
+        self.rids
+            .iter()
+            .find(|rid| fits(rid))
+            .or(self.rids.last())
+            .copied()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,6 +307,10 @@ struct Peer {
     /// Smoothed loudness of its audio (see [`LOUDNESS_SMOOTHING`]).
     loudness: f32,
     loudness_at: Option<Instant>,
+    /// The bandwidth estimate toward it, kbit/s; `None` until the first
+    /// TWCC estimate (a new subscriber starts on the lowest layer and
+    /// moves up as the estimate proves room, as LiveKit's does).
+    bwe_kbps: Option<f64>,
 }
 
 /// Work one participant's output makes for others.
@@ -240,7 +318,6 @@ enum Work {
     TrackOpened {
         source: u64,
         mid: Mid,
-        kind: MediaKind,
     },
     Media {
         source: u64,
@@ -249,6 +326,7 @@ enum Work {
     KeyframeRequest {
         source: u64,
         mid: Mid,
+        rid: Option<Rid>,
         kind: KeyframeRequestKind,
     },
 }
@@ -326,7 +404,11 @@ impl Sfu {
             // reorder only adds delay the receiver's jitter buffer would
             // have absorbed anyway.
             .set_reordering_size_audio(0)
+            // A TWCC estimate per subscriber picks its simulcast layers.
+            .enable_bwe(Some(Bitrate::kbps(BWE_INITIAL_KBPS)))
             .build(now);
+        rtc.bwe()
+            .set_bitrate(Bitrate::kbps(0), Bitrate::kbps(BWE_DESIRED_KBPS));
         let candidate = Candidate::host(self.config.public_addr, "udp")
             .map_err(|e| JoinError::Sdp(format!("host candidate: {e}")))?;
         rtc.add_local_candidate(candidate);
@@ -364,12 +446,7 @@ impl Sfu {
         let mut tracks_out = Vec::new();
         for other in self.peers.iter().filter(|p| p.room == room) {
             for track in &other.tracks_in {
-                tracks_out.push(TrackOut {
-                    source: other.who.clone(),
-                    source_mid: track.mid,
-                    kind: track.kind,
-                    state: TrackOutState::ToOpen,
-                });
+                tracks_out.push(TrackOut::new(other.who.clone(), track));
             }
         }
         for other in self.peers.iter_mut().filter(|p| p.room == room) {
@@ -398,6 +475,7 @@ impl Sfu {
             gone: None,
             loudness: 0.0,
             loudness_at: None,
+            bwe_kbps: None,
         });
         let index = self.peers.len() - 1;
         self.run(now, index);
@@ -547,18 +625,21 @@ impl Sfu {
 
     fn apply(&mut self, now: Instant, work: Work, dirty: &mut Vec<usize>) {
         match work {
-            Work::TrackOpened { source, mid, kind } => {
+            Work::TrackOpened { source, mid } => {
                 let Some(publisher) = self.peers.iter().find(|p| p.who.id == source) else {
                     return;
                 };
+                let Some(track) = publisher.tracks_in.iter().find(|t| t.mid == mid) else {
+                    return;
+                };
                 let (room, who) = (publisher.room.clone(), publisher.who.clone());
+                let template = TrackOut::new(who, track);
                 for (i, peer) in self.peers.iter_mut().enumerate() {
                     if peer.room == room && peer.who.id != source && peer.gone.is_none() {
                         peer.tracks_out.push(TrackOut {
-                            source: who.clone(),
-                            source_mid: mid,
-                            kind,
-                            state: TrackOutState::ToOpen,
+                            source: template.source.clone(),
+                            rids: template.rids.clone(),
+                            ..template
                         });
                         mark(dirty, i);
                     }
@@ -572,23 +653,55 @@ impl Sfu {
                     (data.mid, data.params, data.time, data.network_time);
                 let level = data.ext_vals.audio_level;
                 let voice = data.ext_vals.voice_activity;
+                let (rid, keyframe) = (data.rid, data.is_keyframe());
                 if let Some(tap) = &self.config.tap {
                     self.tap(tap.clone(), source, mid, &data.data);
                 }
                 // One allocation shared by every subscriber's packetizer.
                 let frame: Arc<[u8]> = data.data;
+
                 for (i, peer) in self.peers.iter_mut().enumerate() {
                     if peer.room != room || peer.who.id == source || peer.gone.is_some() {
                         continue;
                     }
-                    let Some(out_mid) = peer.tracks_out.iter().find_map(|t| match t.state {
-                        TrackOutState::Open(m) if t.source.id == source && t.source_mid == mid => {
-                            Some(m)
-                        }
-                        _ => None,
+                    let Some(track) = peer.tracks_out.iter_mut().find(|t| {
+                        matches!(t.state, TrackOutState::Open(_))
+                            && t.source.id == source
+                            && t.source_mid == mid
                     }) else {
                         continue;
                     };
+                    let TrackOutState::Open(out_mid) = track.state else {
+                        continue;
+                    };
+                    let mut out_time = time;
+                    // Simulcast: the forwarded layer only, and the wanted
+                    // one from its first keyframe on (a decoder can start
+                    // there; str0m's per-subscriber packetizer keeps the
+                    // sequence numbers continuous across the switch).
+                    if rid.is_some() {
+                        if track.target.is_some()
+                            && track.target != track.layer
+                            && rid == track.target
+                            && keyframe
+                        {
+                            if track.layer.is_some() {
+                                self.stats.layer_switches += 1;
+                            }
+                            track.layer = track.target;
+                            // The new layer's first frame lands one frame
+                            // after the last one forwarded.
+                            track.time_offset = track
+                                .last_time
+                                .map_or(0, |last| (last + FRAME_TICKS).wrapping_sub(time.numer()));
+                        }
+                        if rid != track.layer {
+                            continue;
+                        }
+                        let out = time.numer().wrapping_add(track.time_offset);
+                        track.last_time = Some(out);
+                        out_time = MediaTime::new(out, time.frequency());
+                    }
                     let Some(writer) = peer.rtc.writer(out_mid) else {
                         continue;
                     };
@@ -621,7 +734,7 @@ impl Sfu {
                         Some(level) => writer.audio_level(level, voice.unwrap_or(false)),
                         None => writer,
                     };
-                    match writer.write(pt, network_time, time, frame.clone()) {
+                    match writer.write(pt, network_time, out_time, frame.clone()) {
                         Ok(()) => {
                             self.stats.frames_forwarded += 1;
                             self.stats.bytes_forwarded += frame.len() as u64;
@@ -634,12 +747,17 @@ impl Sfu {
                     self.update_speaker(now, &room, dirty);
                 }
             }
-            Work::KeyframeRequest { source, mid, kind } => {
+            Work::KeyframeRequest {
+                source,
+                mid,
+                rid,
+                kind,
+            } => {
                 let interval = self.config.keyframe_request_interval;
                 let Some(i) = self.peers.iter().position(|p| p.who.id == source) else {
                     return;
                 };
-                if self.peers[i].request_keyframe(now, mid, kind, interval) {
+                if self.peers[i].request_keyframe(now, mid, rid, kind, interval) {
                     self.stats.keyframe_requests += 1;
                     mark(dirty, i);
                 }
@@ -812,10 +930,20 @@ impl Peer {
                     Ok(ControlMessage::Answer { sdp }) => {
                         // A subscriber's decoder starts at a keyframe: ask
                         // for one rather than wait for its PLI.
-                        for track in self.accept_answer(&sdp) {
+                        let opened = self.accept_answer(&sdp);
+                        self.choose_layers(work);
+                        // A subscriber's decoder starts at a keyframe: ask
+                        // for one rather than wait for its PLI.
+                        for (source, mid) in opened {
+                            let rid = self
+                                .tracks_out
+                                .iter()
+                                .find(|t| t.source.id == source && t.source_mid == mid)
+                                .and_then(|t| t.target);
                             work.push(Work::KeyframeRequest {
-                                source: track.0,
-                                mid: track.1,
+                                source,
+                                mid,
+                                rid,
                                 kind: KeyframeRequestKind::Fir,
                             });
                         }
@@ -836,16 +964,28 @@ impl Peer {
             // a participant's own lines; others' tracks get lines of their
             // own).
             Event::MediaAdded(added) if added.direction.is_receiving() => {
+                let mut rids: Vec<Rid> = added
+                    .simulcast
+                    .iter()
+                    .flat_map(|s| s.recv.iter().chain(&s.send))
+                    .map(|layer| layer.rid)
+                    .collect();
+                rids.sort_by(|a, b| layer_kbps(b).total_cmp(&layer_kbps(a)));
+                rids.dedup();
                 self.tracks_in.push(TrackIn {
                     mid: added.mid,
                     kind: added.kind,
-                    last_keyframe_request: None,
+                    rids,
+                    last_keyframe_request: HashMap::new(),
                 });
                 work.push(Work::TrackOpened {
                     source: self.who.id,
                     mid: added.mid,
-                    kind: added.kind,
                 });
+            }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                self.bwe_kbps = Some(estimate.as_f64() / 1000.0);
+                self.choose_layers(work);
             }
             Event::MediaData(data) => {
                 let Some(kind) = self
@@ -867,6 +1007,7 @@ impl Peer {
                     if self.request_keyframe(
                         now,
                         data.mid,
+                        data.rid,
                         KeyframeRequestKind::Pli,
                         keyframe_interval,
                     ) {
@@ -887,6 +1028,7 @@ impl Peer {
                     work.push(Work::KeyframeRequest {
                         source: track.source.id,
                         mid: track.source_mid,
+                        rid: track.target.or(track.layer),
                         kind: request.kind,
                     });
                 }
@@ -901,26 +1043,64 @@ impl Peer {
         &mut self,
         now: Instant,
         mid: Mid,
+        rid: Option<Rid>,
         kind: KeyframeRequestKind,
         interval: Duration,
     ) -> bool {
         let Some(track) = self.tracks_in.iter_mut().find(|t| t.mid == mid) else {
             return false;
         };
+        // A single stream ignores a layer name.
+        let rid = rid.filter(|r| track.rids.contains(r));
         if track
             .last_keyframe_request
-            .is_some_and(|t| now < t + interval)
+            .get(&rid)
+            .is_some_and(|&t| now < t + interval)
         {
             return false;
         }
         let Some(mut writer) = self.rtc.writer(mid) else {
             return false;
         };
-        if writer.request_keyframe(None, kind).is_err() {
+        if writer.request_keyframe(rid, kind).is_err() {
             return false;
         }
-        track.last_keyframe_request = Some(now);
+        track.last_keyframe_request.insert(rid, now);
         true
+    }
+
+    /// Picks each simulcast video track's layer from this subscriber's
+    /// bandwidth estimate, shared evenly between its video tracks; a new
+    /// target asks its publisher for a keyframe on that layer.
+    fn choose_layers(&mut self, work: &mut Vec<Work>) {
+        // Only simulcast tracks can be fitted to the estimate; a single
+        // stream takes what it takes (its rate is not known here, a
+        // weakness until per-track rates are measured).
+        let videos = self
+            .tracks_out
+            .iter()
+            .filter(|t| {
+                t.kind == MediaKind::Video
+                    && !t.rids.is_empty()
+                    && matches!(t.state, TrackOutState::Open(_))
+            })
+            .count();
+        let budget = self.bwe_kbps.unwrap_or(0.0) / videos.max(1) as f64;
+        for track in &mut self.tracks_out {
+            if track.kind != MediaKind::Video || !matches!(track.state, TrackOutState::Open(_)) {
+                continue;
+            }
+            let target = track.choose(budget);
+            if target != track.target {
+                track.target = target;
+                work.push(Work::KeyframeRequest {
+                    source: track.source.id,
+                    mid: track.source_mid,
+                    rid: target,
+                    kind: KeyframeRequestKind::Fir,
+                });
+            }
+        }
     }
 
     /// Offers the media lines that changed since the last offer, when the

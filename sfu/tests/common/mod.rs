@@ -6,7 +6,7 @@
 
 #![allow(dead_code)] // Each test file uses a different part.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -24,11 +24,15 @@ use parley_sfu::{
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::ChannelId;
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, MediaTime, Mid};
+use str0m::media::{
+    Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer,
+};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 
 pub const WIDTH: usize = 320;
+/// A picture whose frame number could not be read.
+pub const UNREADABLE: u16 = u16::MAX;
 pub const HEIGHT: usize = 240;
 const FPS: u32 = 30;
 
@@ -103,6 +107,8 @@ pub struct Received {
     pub audio_frames: u64,
     /// Frame numbers of the decoded pictures, in order.
     pub pictures: Vec<u16>,
+    /// Their widths, in the same order.
+    pub widths: Vec<usize>,
 }
 
 pub struct TestPeer {
@@ -119,7 +125,19 @@ pub struct TestPeer {
     pub first_picture: u64,
     opus: OpusEncoder,
     h264: H264Encoder,
+    /// Simulcast's low layer (`l`); `h264` is then layer `h`.
+    h264_low: Option<H264Encoder>,
     pattern: TestPatternSource,
+    /// A bottleneck on what it receives: datagrams queue behind this rate
+    /// (more than 300 ms queued are dropped), as on a slow link.
+    pub downlink_kbps: Option<f64>,
+    downlink: VecDeque<(Instant, SocketAddr, Vec<u8>)>,
+    /// Pictures the decoder refused.
+    pub decode_errors: u64,
+    /// Publishes video when true (its video line stays either way).
+    pub video: bool,
+    last_pli: Option<Instant>,
+    waiting_for_keyframe: HashMap<Mid, bool>,
     tone: ToneSource,
     started: Option<Instant>,
     audio_sent: u64,
@@ -155,6 +173,16 @@ pub struct TestPeer {
 impl TestPeer {
     /// A participant publishing audio and video; returns it and its offer.
     pub fn offer(name: &str, first_picture: u64) -> (Self, String) {
+        Self::offer_with(name, first_picture, false)
+    }
+
+    /// A participant publishing its video as simulcast: layer `h` at
+    /// 640x480 and layer `l` at 320x240.
+    pub fn offer_simulcast(name: &str, first_picture: u64) -> (Self, String) {
+        Self::offer_with(name, first_picture, true)
+    }
+
+    fn offer_with(name: &str, first_picture: u64, simulcast: bool) -> (Self, String) {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket.set_nonblocking(true).unwrap();
         let local = socket.local_addr().unwrap();
@@ -168,15 +196,33 @@ impl TestPeer {
         rtc.add_local_candidate(Candidate::host(local, "udp").unwrap());
         let mut change = rtc.sdp_api();
         let audio_mid = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-        let video_mid = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+        let layers = simulcast.then(|| Simulcast {
+            send: vec![SimulcastLayer::new("h"), SimulcastLayer::new("l")],
+            recv: vec![],
+        });
+        let video_mid = change.add_media(MediaKind::Video, Direction::SendOnly, None, None, layers);
         change.add_channel(CHANNEL_LABEL.to_string());
         let (offer, pending) = change.apply().unwrap();
+        let (width, height, bitrate_bps) = if simulcast {
+            (2 * WIDTH, 2 * HEIGHT, 600_000)
+        } else {
+            (WIDTH, HEIGHT, 300_000)
+        };
         let config = H264Config {
-            width: WIDTH,
-            height: HEIGHT,
-            bitrate_bps: 300_000,
+            width,
+            height,
+            bitrate_bps,
             max_fps: FPS as f32,
         };
+        let low = simulcast.then(|| {
+            H264Encoder::new(H264Config {
+                width: WIDTH,
+                height: HEIGHT,
+                bitrate_bps: 150_000,
+                max_fps: FPS as f32,
+            })
+            .unwrap()
+        });
         let peer = Self {
             name: name.to_string(),
             rtc,
@@ -190,7 +236,14 @@ impl TestPeer {
             first_picture,
             opus: OpusEncoder::new(OpusConfig::default()).unwrap(),
             h264: H264Encoder::new(config).unwrap(),
-            pattern: TestPatternSource::new(WIDTH, HEIGHT, FrameRate::fps(FPS)).unwrap(),
+            h264_low: low,
+            pattern: TestPatternSource::new(width, height, FrameRate::fps(FPS)).unwrap(),
+            downlink_kbps: None,
+            downlink: VecDeque::new(),
+            decode_errors: 0,
+            video: true,
+            last_pli: None,
+            waiting_for_keyframe: HashMap::new(),
             tone: ToneSource::new(440.0, 0.3),
             started: None,
             audio_sent: 0,
@@ -269,6 +322,15 @@ impl TestPeer {
         let mut buf = [0u8; 2048];
         loop {
             match self.socket.recv_from(&mut buf) {
+                Ok((n, source)) if self.downlink_kbps.is_some() => {
+                    let rate = self.downlink_kbps.unwrap() * 1000.0 / 8.0;
+                    let start = self.downlink.back().map_or(now, |&(t, _, _)| t.max(now));
+                    let release = start + Duration::from_secs_f64(n as f64 / rate);
+                    if release < now + Duration::from_millis(300) {
+                        self.downlink
+                            .push_back((release, source, buf[..n].to_vec()));
+                    }
+                }
                 Ok((n, source)) => {
                     let Ok(contents) = buf[..n].try_into() else {
                         continue;
@@ -286,6 +348,21 @@ impl TestPeer {
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => panic!("{}: socket: {e}", self.name),
+            }
+        }
+        while self.downlink.front().is_some_and(|&(t, _, _)| t <= now) {
+            let (_, source, data) = self.downlink.pop_front().unwrap();
+            if let Ok(contents) = data.as_slice().try_into() {
+                let input = Input::Receive(
+                    now,
+                    Receive {
+                        proto: Protocol::Udp,
+                        source,
+                        destination: self.local,
+                        contents,
+                    },
+                );
+                self.rtc.handle_input(input).unwrap();
             }
         }
         self.rtc.handle_input(Input::Timeout(now)).unwrap();
@@ -328,18 +405,39 @@ impl TestPeer {
                 .unwrap();
             self.audio_sent += 1;
         }
-        while Duration::from_secs(self.video_sent) / FPS <= elapsed {
+        while self.video && Duration::from_secs(self.video_sent) / FPS <= elapsed {
             let pts = Duration::from_secs(self.video_sent) / FPS;
             let picture = self.pattern.frame(self.first_picture + self.video_sent);
+            let time = MediaTime::from_90khz(self.video_sent * 90_000 / u64::from(FPS));
+            let high_rid = self.h264_low.is_some().then(|| Rid::from("h"));
             if let Some(mut encoded) = self.h264.encode(&picture, pts).unwrap() {
                 if let Some(encryptor) = &mut self.encryptor {
                     encoded.data = encryptor.encrypt_h264(&encoded.data).unwrap();
                 }
-                let time = MediaTime::from_90khz(self.video_sent * 90_000 / u64::from(FPS));
-                self.write(now, self.video_mid, Codec::H264, time, encoded.data);
+                self.write_video(now, high_rid, time, encoded.data);
+            }
+            if let Some(low) = &mut self.h264_low {
+                let small = picture.downscale_half().unwrap();
+                if let Some(encoded) = low.encode(&small, pts).unwrap() {
+                    self.write_video(now, Some(Rid::from("l")), time, encoded.data);
+                }
             }
             self.video_sent += 1;
         }
+    }
+
+    fn write_video(&mut self, now: Instant, rid: Option<Rid>, time: MediaTime, data: Vec<u8>) {
+        let writer = self.rtc.writer(self.video_mid).expect("own media line");
+        let pt = writer
+            .payload_params()
+            .find(|p| p.spec().codec == Codec::H264)
+            .map(|p| p.pt())
+            .expect("H.264 negotiated");
+        let writer = match rid {
+            Some(rid) => writer.rid(rid),
+            None => writer,
+        };
+        writer.write(pt, now, time, data).unwrap();
     }
 
     fn write(&mut self, now: Instant, mid: Mid, codec: Codec, time: MediaTime, data: Vec<u8>) {
@@ -364,12 +462,18 @@ impl TestPeer {
         }
     }
 
-    fn handle_event(&mut self, _now: Instant, event: Event) {
+    fn handle_event(&mut self, now: Instant, event: Event) {
         match event {
             Event::Connected => self.connected = true,
-            Event::KeyframeRequest(_) => {
+            Event::KeyframeRequest(request) => {
                 self.keyframe_requests += 1;
-                self.h264.request_keyframe();
+                match (
+                    &*request.rid.unwrap_or_else(|| Rid::from("h")),
+                    &mut self.h264_low,
+                ) {
+                    ("l", Some(low)) => low.request_keyframe(),
+                    _ => self.h264.request_keyframe(),
+                }
             }
             Event::ChannelOpen(id, _) => self.channel = Some(id),
             Event::ChannelData(data) => {
@@ -433,13 +537,55 @@ impl TestPeer {
                 match kind {
                     TrackKind::Audio => received.audio_frames += 1,
                     TrackKind::Video => {
+                        // As a real client does: after a gap, wait for a
+                        // keyframe rather than feed the decoder pictures
+                        // that refer to lost ones.
+                        let waiting = self.waiting_for_keyframe.entry(data.mid).or_insert(true);
+                        if !data.contiguous {
+                            *waiting = true;
+                        }
+                        if *waiting && !data.is_keyframe() {
+                            if self
+                                .last_pli
+                                .is_none_or(|t| now >= t + Duration::from_millis(200))
+                            {
+                                if let Some(mut writer) = self.rtc.writer(data.mid) {
+                                    let _ = writer.request_keyframe(None, KeyframeRequestKind::Pli);
+                                }
+                                self.last_pli = Some(now);
+                            }
+                            return;
+                        }
+                        *waiting = false;
+                        let errors_before = self.decode_errors;
                         let decoder = self
                             .decoders
                             .entry(data.mid)
                             .or_insert_with(|| H264Decoder::new().unwrap());
-                        if let Ok(Some(picture)) = decoder.decode(&plain) {
-                            let n = read_frame_number(&picture).expect("a numbered picture");
-                            received.pictures.push(n);
+                        match decoder.decode(&plain) {
+                            Ok(Some(picture)) => {
+                                // A simulcast low layer shows the number at
+                                // half scale, which the reader does not
+                                // read: `UNREADABLE` stands in.
+                                let n = read_frame_number(&picture).unwrap_or(UNREADABLE);
+                                received.pictures.push(n);
+                                received.widths.push(picture.width());
+                            }
+                            Ok(None) => {}
+                            Err(_) => self.decode_errors += 1,
+                        }
+                        // As a real client does: a gap or an undecodable
+                        // picture asks for a keyframe (at most every 200 ms).
+                        let broken = !data.contiguous || self.decode_errors > errors_before;
+                        if broken
+                            && self
+                                .last_pli
+                                .is_none_or(|t| now >= t + Duration::from_millis(200))
+                        {
+                            if let Some(mut writer) = self.rtc.writer(data.mid) {
+                                let _ = writer.request_keyframe(None, KeyframeRequestKind::Pli);
+                            }
+                            self.last_pli = Some(now);
                         }
                     }
                 }
