@@ -183,7 +183,7 @@ struct Side {
 /// Runs the demo call.
 pub async fn run_demo(options: DemoOptions) -> Result<DemoReport, DemoError> {
     let dir = tempfile::tempdir()?;
-    let url = start_server(dir.path()).await?;
+    let url = start_server(dir.path(), false).await?;
     let suffix = &uuid::Uuid::new_v4().simple().to_string()[..6];
     let mut alice = new_side(&url, dir.path(), &format!("alice-{suffix}")).await?;
     let mut bob = new_side(&url, dir.path(), &format!("bob-{suffix}")).await?;
@@ -328,16 +328,32 @@ pub async fn run_demo(options: DemoOptions) -> Result<DemoReport, DemoError> {
     })
 }
 
-async fn start_server(dir: &Path) -> Result<String, DemoError> {
+/// The demos' embedded server on loopback, with an SFU on loopback too
+/// when `sfu` (group calls).
+pub(crate) async fn start_server(dir: &Path, sfu: bool) -> Result<String, DemoError> {
+    use parley_signaling::group_calls::GroupCalls;
     use parley_signaling::store::Store;
     use parley_signaling::{AppState, ServerConfig};
     let store = Store::open(&format!("sqlite://{}", dir.join("server.db").display()))
         .await
         .map_err(|e| DemoError::Signaling(e.to_string()))?;
+    let sfu = if sfu {
+        let (socket, public) =
+            parley_sfu::server::bind((std::net::Ipv4Addr::LOCALHOST, 0).into(), None).await?;
+        let key = parley_sfu::TokenKey::generate();
+        let config = parley_sfu::SfuConfig::new(public, key.clone());
+        Some(GroupCalls {
+            sfu: parley_sfu::server::start(socket, config),
+            key,
+        })
+    } else {
+        None
+    };
     let state = AppState::new(
         store,
         ServerConfig {
             blob_dir: dir.join("blobs"),
+            sfu,
             ..ServerConfig::default()
         },
     );

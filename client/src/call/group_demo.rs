@@ -18,7 +18,7 @@ use parley_media::speech::speech_clip;
 use parley_media::wav_file::read_wav;
 use serde::Serialize;
 
-use super::demo::DemoError;
+use super::demo::{DemoError, start_server};
 use super::devices::{AudioInput, AudioOutput, VideoInput};
 use super::group_call::{GroupCallEvent, JoinOptions, join_group};
 use crate::messenger::Messenger;
@@ -82,7 +82,7 @@ pub async fn run_group_demo(
         )));
     }
     let dir = tempfile::tempdir()?;
-    let url = start_server_with_sfu(dir.path()).await?;
+    let url = start_server(dir.path(), true).await?;
     on_ready(&url);
 
     let mut members = Vec::new();
@@ -195,35 +195,4 @@ fn score_speech(clip: &[i16], wav: &Path) -> Result<f64, DemoError> {
         .take(end - start)
         .collect();
     pesq_wb(&reference, &heard[start..end]).map_err(|e| DemoError::Media(e.to_string()))
-}
-
-/// The demo's server: signaling with the SFU on loopback.
-async fn start_server_with_sfu(dir: &Path) -> Result<String, DemoError> {
-    use parley_signaling::group_calls::GroupCalls;
-    use parley_signaling::store::Store;
-    use parley_signaling::{AppState, ServerConfig};
-    let store = Store::open(&format!("sqlite://{}", dir.join("server.db").display()))
-        .await
-        .map_err(|e| DemoError::Signaling(e.to_string()))?;
-    let (socket, public) =
-        parley_sfu::server::bind((std::net::Ipv4Addr::LOCALHOST, 0).into(), None).await?;
-    let key = parley_sfu::TokenKey::generate();
-    let sfu = parley_sfu::server::start(socket, parley_sfu::SfuConfig::new(public, key.clone()));
-    let state = AppState::new(
-        store,
-        ServerConfig {
-            blob_dir: dir.join("blobs"),
-            sfu: Some(GroupCalls { sfu, key }),
-            ..ServerConfig::default()
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let app = parley_signaling::app(state);
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::error!(error = %e, "embedded server stopped");
-        }
-    });
-    Ok(format!("http://{addr}"))
 }

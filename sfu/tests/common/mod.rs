@@ -11,6 +11,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parley_client::call::group_e2ee::{SenderDecryptor, SenderEncryptor};
+use parley_client::call::group_session::audio_level;
 use parley_media::audio::{AudioFrame, AudioSource};
 use parley_media::h264::{H264Config, H264Decoder, H264Encoder};
 use parley_media::opus_codec::{OpusConfig, OpusEncoder};
@@ -593,14 +594,6 @@ impl TestPeer {
             _ => {}
         }
     }
-}
-
-/// RFC 6464 level of a frame: dBov, -127 (silence) to 0 (full scale).
-fn audio_level(frame: &AudioFrame) -> i8 {
-    let samples = frame.samples();
-    let power = samples.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / samples.len() as f64;
-    let dbov = 10.0 * (power / f64::from(i16::MAX).powi(2)).log10();
-    dbov.clamp(-127.0, 0.0) as i8
 }
 
 /// Steps every peer until `done` says so; panics after `limit`.
