@@ -119,7 +119,7 @@ pub fn start(socket: UdpSocket, config: SfuConfig) -> SfuHandle {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now()
+    SystemTime::now() // clock-ok: the shell owns the wall clock (token expiry)
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
@@ -143,7 +143,10 @@ async fn serve(socket: UdpSocket, mut sfu: Sfu, mut commands: mpsc::Receiver<Com
         };
         tokio::select! {
             received = socket.recv_from(&mut buf) => match received {
-                Ok((n, source)) => sfu.handle_receive(Instant::now(), source, local, &buf[..n]),
+                Ok((n, source)) => {
+                    let now = Instant::now(); // clock-ok: the shell stamps inputs
+                    sfu.handle_receive(now, source, local, &buf[..n]);
+                }
                 // ICMP port unreachable from a participant that went away
                 // surfaces here on Linux: not the socket's failure.
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
@@ -154,7 +157,8 @@ async fn serve(socket: UdpSocket, mut sfu: Sfu, mut commands: mpsc::Receiver<Com
             },
             command = commands.recv() => match command {
                 Some(Command::Join { room, token, offer, reply }) => {
-                    let answer = sfu.join(Instant::now(), unix_now(), &room, &token, &offer);
+                    let now = Instant::now(); // clock-ok: the shell stamps inputs
+                    let answer = sfu.join(now, unix_now(), &room, &token, &offer);
                     let _ = reply.send(answer);
                 }
                 Some(Command::Stats(reply)) => {
@@ -166,7 +170,7 @@ async fn serve(socket: UdpSocket, mut sfu: Sfu, mut commands: mpsc::Receiver<Com
                 // Every handle dropped: the server is shutting down.
                 None => return,
             },
-            () = sleep => sfu.handle_timeout(Instant::now()),
+            () = sleep => sfu.handle_timeout(Instant::now()), // clock-ok: shell timer
         }
         while let Some(transmit) = sfu.poll_transmit() {
             if let Err(e) = socket

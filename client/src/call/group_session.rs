@@ -24,7 +24,6 @@ use parley_media::audio::AudioFrame;
 use parley_media::h264::{H264Config, H264Decoder, H264Encoder};
 use parley_media::jitter_buffer::{JitterBuffer, JitterBufferConfig, Playout};
 use parley_media::opus_codec::{OpusConfig, OpusEncoder};
-use parley_media::rtp::RtpPacket;
 use parley_media::video::I420Frame;
 use parley_sfu::{CHANNEL_LABEL, ControlMessage, Participant, TrackKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
@@ -36,6 +35,7 @@ use str0m::{Candidate, Event, Input, Output, Rtc, RtcError};
 
 use crate::call::e2ee::E2eeError;
 use crate::call::group_e2ee::{SenderDecryptor, SenderEncryptor, SenderKey};
+use crate::call::media_session::{audio_packet, codec_pt};
 
 /// Opus bitrate, as in 1:1 calls.
 const OPUS_BITRATE_BPS: u32 = 48_000;
@@ -353,11 +353,7 @@ impl GroupSession {
         let Some(writer) = self.rtc.writer(self.audio_mid) else {
             return Ok(());
         };
-        let Some(pt) = writer
-            .payload_params()
-            .find(|p| p.spec().codec == Codec::Opus)
-            .map(|p| p.pt())
-        else {
+        let Some(pt) = codec_pt(&writer, Codec::Opus) else {
             return Ok(());
         };
         writer
@@ -400,11 +396,7 @@ impl GroupSession {
         let Some(writer) = self.rtc.writer(mid) else {
             return Ok(());
         };
-        let Some(pt) = writer
-            .payload_params()
-            .find(|p| p.spec().codec == Codec::H264)
-            .map(|p| p.pt())
-        else {
+        let Some(pt) = codec_pt(&writer, Codec::H264) else {
             return Ok(());
         };
         writer.write(pt, now, MediaTime::from_90khz(ticks), sealed)?;
@@ -490,15 +482,7 @@ impl GroupSession {
                 match kind {
                     TrackKind::Audio => {
                         remote.stats.audio_frames += 1;
-                        let packet = RtpPacket {
-                            payload_type: *data.pt,
-                            sequence_number: data.seq_range.start().as_u16(),
-                            timestamp: data.time.numer() as u32,
-                            ssrc: 1,
-                            marker: false,
-                            payload: plain,
-                        };
-                        remote.jitter.handle_packet(now, packet);
+                        remote.jitter.handle_packet(now, audio_packet(&data, plain));
                     }
                     TrackKind::Video => {
                         if !data.contiguous {

@@ -478,11 +478,7 @@ impl MediaSession {
         let Some(writer) = self.rtc.writer(mid) else {
             return Ok(());
         };
-        let Some(pt) = writer
-            .payload_params()
-            .find(|p| p.spec().codec == codec)
-            .map(|p| p.pt())
-        else {
+        let Some(pt) = codec_pt(&writer, codec) else {
             return Ok(());
         };
         writer.write(pt, now, time, data)?;
@@ -548,15 +544,7 @@ impl MediaSession {
                 self.stats.audio_bytes_received += data.data.len() as u64;
                 match self.decryptor.decrypt_audio(&data.data) {
                     Ok(payload) => {
-                        let packet = RtpPacket {
-                            payload_type: *data.pt,
-                            sequence_number: data.seq_range.start().as_u16(),
-                            timestamp: data.time.numer() as u32,
-                            ssrc: 1,
-                            marker: false,
-                            payload,
-                        };
-                        self.jitter.handle_packet(now, packet);
+                        self.jitter.handle_packet(now, audio_packet(&data, payload));
                     }
                     Err(e) => self.decrypt_failed(e),
                 }
@@ -695,5 +683,29 @@ impl MediaSession {
             self.last_pli = Some(now);
             self.stats.plis_sent += 1;
         }
+    }
+}
+
+/// The payload type `writer`'s line negotiated for `codec`.
+pub(crate) fn codec_pt(
+    writer: &str0m::media::Writer<'_>,
+    codec: Codec,
+) -> Option<str0m::media::Pt> {
+    writer
+        .payload_params()
+        .find(|p| p.spec().codec == codec)
+        .map(|p| p.pt())
+}
+
+/// A decrypted audio frame as the jitter buffer's RTP packet (str0m has
+/// already depacketized it; sequence number and timestamp come along).
+pub(crate) fn audio_packet(data: &str0m::media::MediaData, payload: Vec<u8>) -> RtpPacket {
+    RtpPacket {
+        payload_type: *data.pt,
+        sequence_number: data.seq_range.start().as_u16(),
+        timestamp: data.time.numer() as u32,
+        ssrc: 1,
+        marker: false,
+        payload,
     }
 }

@@ -441,16 +441,6 @@ impl TestPeer {
         writer.write(pt, now, time, data).unwrap();
     }
 
-    fn write(&mut self, now: Instant, mid: Mid, codec: Codec, time: MediaTime, data: Vec<u8>) {
-        let writer = self.rtc.writer(mid).expect("own media line");
-        let pt = writer
-            .payload_params()
-            .find(|p| p.spec().codec == codec)
-            .map(|p| p.pt())
-            .expect("codec negotiated");
-        writer.write(pt, now, time, data).unwrap();
-    }
-
     fn drain(&mut self, now: Instant) {
         loop {
             match self.rtc.poll_output().unwrap() {
