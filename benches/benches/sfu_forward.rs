@@ -59,6 +59,7 @@ impl Room {
         for i in 0..=subscribers {
             let addr: SocketAddr = format!("10.0.1.{}:6000", i + 1).parse().unwrap();
             let mut rtc = Rtc::builder()
+                .set_crypto_provider(parley_sfu::dtls::crypto_provider())
                 .clear_codecs()
                 .enable_opus(true, false)
                 .build(now);

@@ -5,9 +5,11 @@
 //! to read it. [`room`] is the sans-IO core (str0m sessions on one socket,
 //! forwarding, renegotiation, timeouts), [`server`] the tokio shell,
 //! [`token`] the join tokens the signaling server signs, [`control`] the
-//! messages on each participant's data channel.
+//! messages on each participant's data channel, [`dtls`] the handshake
+//! timing every Parley str0m session uses.
 
 pub mod control;
+pub mod dtls;
 pub mod room;
 pub mod server;
 pub mod token;

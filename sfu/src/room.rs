@@ -397,6 +397,7 @@ impl Sfu {
         }
         let offer = SdpOffer::from_sdp_string(offer).map_err(|e| JoinError::Sdp(e.to_string()))?;
         let mut rtc = Rtc::builder()
+            .set_crypto_provider(crate::dtls::crypto_provider())
             .clear_codecs()
             .enable_opus(true, false)
             .enable_h264(true)

@@ -150,6 +150,7 @@ impl GroupSession {
         video: bool,
     ) -> Result<(Self, String), GroupSessionError> {
         let mut rtc = Rtc::builder()
+            .set_crypto_provider(parley_sfu::dtls::crypto_provider())
             .clear_codecs()
             .enable_opus(true, false)
             .enable_h264(true)

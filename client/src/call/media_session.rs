@@ -199,6 +199,7 @@ impl MediaSession {
         call_id: &str,
     ) -> Result<Self, SessionError> {
         let mut builder = Rtc::builder()
+            .set_crypto_provider(parley_sfu::dtls::crypto_provider())
             .clear_codecs()
             .enable_opus(true, false)
             .enable_h264(true)

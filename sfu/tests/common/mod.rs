@@ -189,6 +189,7 @@ impl TestPeer {
         let local = socket.local_addr().unwrap();
         let now = Instant::now();
         let mut rtc = Rtc::builder()
+            .set_crypto_provider(parley_sfu::dtls::crypto_provider())
             .clear_codecs()
             .enable_opus(true, false)
             .enable_h264(true)
