@@ -147,20 +147,25 @@ fn video_call_between_two_namespaces_with_loss() {
         let pesq = pesq_wb(&reference_audio[..n], &recorded[..n]).unwrap();
         let sent = sender["video_frames_sent"].as_u64().unwrap();
         let video = score_video(&dir.join(received).join("video.y4m"));
-        // Frozen as WebRTC's freeze statistics count it: pictures missing
-        // between the first and the last one shown. Before the first
-        // picture the screen is blank, not frozen (a lost first keyframe
-        // costs a PLI round trip there), and after the caller hangs up the
-        // callee's last pictures are still in flight: both ends are
-        // bounded separately below.
+        // Frozen as WebRTC's freeze statistics (webrtc-stats freezeCount,
+        // totalFreezesDuration) count it: a picture that stays up longer
+        // than max(3 x, 150 ms +) the mean picture interval is a freeze,
+        // for as long as it stays up; frozen % is that time over the time
+        // between the first and last picture shown. A lower frame rate (the
+        // encoder skipping pictures on a thin link) is not a freeze.
+        // Before the first picture the screen is blank, not frozen (a lost
+        // first keyframe costs a PLI round trip there), and after the
+        // caller hangs up the callee's last pictures are still in flight:
+        // both ends are bounded separately below.
         let (first, last) = (video.first, video.last);
         let missing: Vec<u64> = (first..=last)
             .filter(|n| !video.shown.contains(n))
             .collect();
-        let frozen = 100.0 * missing.len() as f64 / (last - first + 1) as f64;
+        let frozen = frozen_pct(&video.shown);
         eprintln!(
             "-> {to}: PESQ-WB {pesq:.2}, PSNR mean {:.1} dB min {:.1} dB, \
-             pictures {first}..={last} of {sent} sent shown, frozen {frozen:.1} % {missing:?}",
+             pictures {first}..={last} of {sent} sent shown, frozen {frozen:.1} %, \
+             missing {missing:?}",
             video.mean, video.min
         );
         assert!(pesq >= 3.0, "speech to {to}: PESQ-WB {pesq:.2} < 3.0");
@@ -222,6 +227,28 @@ fn summary(path: &Path) -> serde_json::Value {
     let value: serde_json::Value = serde_json::from_str(last).unwrap();
     assert_eq!(value["type"], "summary", "{last}");
     value
+}
+
+/// Percent of the shown span spent frozen, by WebRTC's definition (see
+/// the caller); `shown` holds pattern numbers, one per 1/FPS s.
+fn frozen_pct(shown: &BTreeSet<u64>) -> f64 {
+    let numbers: Vec<u64> = shown.iter().copied().collect();
+    let (Some(&first), Some(&last)) = (numbers.first(), numbers.last()) else {
+        return 0.0;
+    };
+    if numbers.len() < 2 {
+        return 0.0;
+    }
+    let frame_ms = 1000.0 / f64::from(FPS);
+    let span_ms = (last - first) as f64 * frame_ms;
+    let mean_ms = span_ms / (numbers.len() - 1) as f64;
+    let threshold_ms = f64::max(3.0 * mean_ms, mean_ms + 150.0);
+    let frozen_ms: f64 = numbers
+        .windows(2)
+        .map(|w| (w[1] - w[0]) as f64 * frame_ms)
+        .filter(|&interval| interval > threshold_ms)
+        .fold(0.0, |total, interval| total + interval);
+    100.0 * frozen_ms / span_ms
 }
 
 struct VideoScore {

@@ -459,8 +459,12 @@ impl MediaSession {
             }
         };
         let Some(encoded) = encoder.encode(picture, pts)? else {
+            tracing::trace!(?pts, "the encoder's rate control skipped a picture");
             return Ok(());
         };
+        if encoded.keyframe {
+            tracing::debug!(?pts, bytes = encoded.data.len(), "sending a keyframe");
+        }
         let sealed = self.encryptor.encrypt_h264(&encoded.data)?;
         let ticks = (pts.as_micros() * 90 / 1000) as u64;
         self.stats.video_frames_sent += 1;
@@ -553,6 +557,7 @@ impl MediaSession {
             Event::MediaData(data) if Some(data.mid) == self.video_mid => {
                 self.stats.video_bytes_received += data.data.len() as u64;
                 if !data.contiguous {
+                    tracing::debug!(rtp_time = ?data.time, "a picture before this one was lost");
                     self.waiting_for_keyframe = true;
                 }
                 if self.waiting_for_keyframe && !data.is_keyframe() {
@@ -683,6 +688,7 @@ impl MediaSession {
         {
             self.last_pli = Some(now);
             self.stats.plis_sent += 1;
+            tracing::debug!("asked the sender for a keyframe");
         }
     }
 }
