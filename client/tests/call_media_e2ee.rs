@@ -1,12 +1,13 @@
 //! SFrame media encryption with real Opus and H.264 frames: both round-trip
-//! and decode; H.264 NAL types stay readable; the wrong secret, the other
+//! and decode; H.264 NAL types, parameter sets and the start of each slice
+//! header stay readable (and authenticated); the wrong secret, the other
 //! direction's key, a flipped bit or garbage all fail with an error; a
 //! rekey mid-stream keeps frames in flight decryptable.
 
 use std::time::Duration;
 
 use parley_client::call::e2ee::{
-    Direction, E2eeError, FrameDecryptor, FrameEncryptor, MasterSecret,
+    CLEAR_SLICE_BYTES, Direction, E2eeError, FrameDecryptor, FrameEncryptor, MasterSecret,
 };
 use parley_media::audio::AudioSource;
 use parley_media::h264::{H264Config, H264Decoder, H264Encoder, nal_units};
@@ -101,8 +102,29 @@ fn h264_keeps_nal_headers_in_clear_and_still_decodes() {
         // Same NAL units, same types: nothing in the ciphertext looks like
         // a start code.
         assert_eq!(nal_types(&sealed), nal_types(frame), "frame {i}");
+        // What a browser's RTP receiver parses stays as it was: parameter
+        // sets whole, and the start of each slice header.
+        for (clear, sent) in nal_units(frame).zip(nal_units(&sealed)) {
+            match clear[0] & 0x1f {
+                7 | 8 => assert_eq!(sent, clear, "frame {i}"),
+                1 | 5 => {
+                    let n = 1 + CLEAR_SLICE_BYTES;
+                    assert_eq!(sent[..n], clear[..n], "frame {i}");
+                    assert_ne!(sent[n..], clear[n..], "frame {i}");
+                }
+                _ => {}
+            }
+        }
         let plain = rx.decrypt_h264(&sealed).unwrap();
         assert_eq!(plain, *frame, "frame {i}");
+        // The clear slice bytes are authenticated: changing one fails.
+        let slice = sealed
+            .windows(4)
+            .position(|w| w[..3] == [0, 0, 1] && matches!(w[3] & 0x1f, 1 | 5))
+            .expect("a slice");
+        let mut changed = sealed.clone();
+        changed[slice + 5] ^= 0x01;
+        assert!(rx.decrypt_h264(&changed).is_err(), "frame {i}");
         if let Some(picture) = decoder.decode(&plain).unwrap() {
             assert!(read_frame_number(&picture).is_some());
             decoded += 1;

@@ -19,11 +19,18 @@
 //! Framing:
 //! - **Opus**: the whole packet is one SFrame (header + ciphertext + tag).
 //! - **H.264**: each NAL unit keeps its one-byte header in clear, so the
-//!   packetizer, an SFU and keyframe detection still see NAL types; the
-//!   rest becomes `SFrame(metadata = header byte)`, escaped with H.264
-//!   emulation prevention so no start code can appear inside, and ended by
-//!   a `0x80` byte (like RBSP trailing bits) so the unit never ends in a
-//!   zero. About 19 bytes of overhead per NAL unit.
+//!   packetizer, an SFU and keyframe detection still see NAL types. SPS and
+//!   PPS units (coding parameters: size, profile; no picture) travel whole
+//!   in clear, and a slice keeps the first [`CLEAR_SLICE_BYTES`] of its
+//!   slice header in clear: a browser's RTP receiver reads the parameter
+//!   sets and each IDR slice's PPS id before any encoded transform sees the
+//!   frame, and drops the frame when they do not parse (LiveKit's E2EE
+//!   leaves the same bytes clear). The rest of a unit becomes
+//!   `SFrame(metadata = the clear bytes)`, escaped with H.264 emulation
+//!   prevention so no start code can appear inside, and ended by a `0x80`
+//!   byte (like RBSP trailing bits) so the unit never ends in a zero. About
+//!   19 bytes of overhead per encrypted NAL unit. The browser demo's
+//!   `sframe.js` is the same framing in JavaScript.
 
 use std::collections::HashMap;
 
@@ -51,6 +58,21 @@ const START_CODE: [u8; 4] = [0, 0, 0, 1];
 
 /// Ends every encrypted NAL unit (see the module docs).
 const NAL_TRAILER: u8 = 0x80;
+
+/// Slice header bytes (after the NAL header) a slice keeps in clear: enough
+/// for `first_mb_in_slice`, `slice_type` and `pic_parameter_set_id`
+/// (Exp-Golomb codes; 27 bits for a slice starting at macroblock 600).
+pub const CLEAR_SLICE_BYTES: usize = 4;
+
+/// How many bytes after the NAL header stay in clear, by NAL unit type;
+/// `None`: the whole unit (SPS, PPS).
+fn clear_len(nal_header: u8) -> Option<usize> {
+    match nal_header & 0x1f {
+        7 | 8 => None,
+        1 | 5 => Some(CLEAR_SLICE_BYTES),
+        _ => Some(0),
+    }
+}
 
 /// Why a frame could not be encrypted or decrypted.
 #[derive(Debug, thiserror::Error)]
@@ -208,15 +230,22 @@ pub(crate) fn seal_h264(
     let mut out = Vec::with_capacity(annex_b.len() + 64);
     let mut sealed = Vec::new();
     for nal in nal_units(annex_b) {
-        let (header, body) = nal.split_at(1);
-        sealed.clear();
-        let frame = MediaFrameView::try_with_meta_data(counter, &body, &header)?
-            .encrypt_into(key, &mut sealed)?;
         out.extend_from_slice(&START_CODE);
-        out.push(header[0]);
-        // The header byte travels in clear above; SFrame authenticates it
-        // as metadata.
-        escape_into(frame.sframe_cipher_text(), &mut out);
+        let Some(clear) = clear_len(nal[0]) else {
+            out.extend_from_slice(nal);
+            continue;
+        };
+        if nal.len() <= clear {
+            return Err(E2eeError::MalformedH264("slice shorter than its header"));
+        }
+        let (clear, body) = nal.split_at(1 + clear);
+        sealed.clear();
+        let frame = MediaFrameView::try_with_meta_data(counter, &body, &clear)?
+            .encrypt_into(key, &mut sealed)?;
+        // The clear bytes travel as they are; SFrame authenticates them as
+        // metadata.
+        out.extend_from_slice(clear);
+        escape_into(trailing_zeros(clear), frame.sframe_cipher_text(), &mut out);
         out.push(NAL_TRAILER);
     }
     Ok(out)
@@ -233,15 +262,19 @@ pub(crate) fn open_h264(
     let mut any = false;
     for nal in nal_units(annex_b) {
         any = true;
-        let (header, rest) = nal.split_at(1);
+        out.extend_from_slice(&START_CODE);
+        let Some(clear) = clear_len(nal[0]) else {
+            out.extend_from_slice(nal);
+            continue;
+        };
+        let (clear, rest) = nal.split_at(nal.len().min(1 + clear));
         let Some((&NAL_TRAILER, body)) = rest.split_last() else {
             return Err(E2eeError::MalformedH264("NAL unit without its trailer"));
         };
         escaped.clear();
-        unescape_into(body, &mut escaped);
-        let plain = open(&escaped, header)?;
-        out.extend_from_slice(&START_CODE);
-        out.push(header[0]);
+        unescape_into(trailing_zeros(clear), body, &mut escaped);
+        let plain = open(&escaped, clear)?;
+        out.extend_from_slice(clear);
         out.extend_from_slice(&plain);
     }
     if !any {
@@ -352,11 +385,18 @@ impl FrameDecryptor {
     }
 }
 
+/// Zero bytes at the end of `clear` (up to two): escaping continues
+/// across the boundary from clear bytes to ciphertext.
+fn trailing_zeros(clear: &[u8]) -> usize {
+    clear.iter().rev().take(2).take_while(|&&b| b == 0).count()
+}
+
 /// H.264 emulation prevention: after two zero bytes, a byte <= 3 gets an
-/// 0x03 in front, so `00 00 0x` (x <= 3) never appears.
-fn escape_into(data: &[u8], out: &mut Vec<u8>) {
+/// 0x03 in front, so `00 00 0x` (x <= 3) never appears. `zeros`: zero bytes
+/// just before `data` in the unit.
+fn escape_into(zeros: usize, data: &[u8], out: &mut Vec<u8>) {
     out.reserve(data.len() + data.len() / 128 + 4);
-    copy_around_zero_pairs(data, out, |b, _, out| {
+    copy_around_zero_pairs(zeros, data, out, |b, _, out| {
         if b <= 3 {
             out.push(3);
         }
@@ -367,9 +407,9 @@ fn escape_into(data: &[u8], out: &mut Vec<u8>) {
 }
 
 /// Undoes [`escape_into`]: drops the 0x03 of every `00 00 03`.
-fn unescape_into(data: &[u8], out: &mut Vec<u8>) {
+fn unescape_into(zeros: usize, data: &[u8], out: &mut Vec<u8>) {
     out.reserve(data.len());
-    copy_around_zero_pairs(data, out, |b, zeros, out| {
+    copy_around_zero_pairs(zeros, data, out, |b, zeros, out| {
         if b == 3 {
             return 0;
         }
@@ -385,11 +425,12 @@ fn unescape_into(data: &[u8], out: &mut Vec<u8>) {
 /// which makes escaping about as fast as a copy on ciphertext, where zeros
 /// are rare.
 fn copy_around_zero_pairs(
+    zeros: usize,
     data: &[u8],
     out: &mut Vec<u8>,
     mut after_zeros: impl FnMut(u8, usize, &mut Vec<u8>) -> usize,
 ) {
-    let (mut zeros, mut rest) = (0usize, data);
+    let (mut zeros, mut rest) = (zeros, data);
     while let Some((&b, tail)) = rest.split_first() {
         if zeros >= 2 {
             zeros = after_zeros(b, zeros, out);
@@ -425,7 +466,7 @@ mod tests {
         ];
         for case in cases {
             let mut escaped = Vec::new();
-            escape_into(case, &mut escaped);
+            escape_into(0, case, &mut escaped);
             assert!(
                 !escaped
                     .windows(3)
@@ -433,7 +474,7 @@ mod tests {
                 "{escaped:?}"
             );
             let mut back = Vec::new();
-            unescape_into(&escaped, &mut back);
+            unescape_into(0, &escaped, &mut back);
             assert_eq!(back, case);
         }
     }
@@ -464,10 +505,10 @@ mod tests {
                 zeros = if b == 0 { zeros + 1 } else { 0 };
             }
             let mut escaped = Vec::new();
-            escape_into(&data, &mut escaped);
+            escape_into(0, &data, &mut escaped);
             assert_eq!(escaped, expected, "{data:?}");
             let mut back = Vec::new();
-            unescape_into(&escaped, &mut back);
+            unescape_into(0, &escaped, &mut back);
             assert_eq!(back, data);
         }
     }
