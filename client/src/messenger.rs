@@ -1240,6 +1240,73 @@ fn ws_url(server: &str) -> String {
     format!("{base}/v1/ws")
 }
 
+/// A demo room on a server run with `--demo`: anyone may join, no account
+/// (the browser demo's way in, and `parley join --room`).
+pub struct DemoRoom {
+    http: reqwest::Client,
+    server: String,
+}
+
+impl DemoRoom {
+    /// A client for `endpoint`'s demo rooms.
+    pub fn new(endpoint: &Endpoint) -> Result<Self, MessengerError> {
+        Ok(Self {
+            http: endpoint.http_client()?,
+            server: endpoint.url().to_string(),
+        })
+    }
+
+    /// The server's URL.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// `POST /v1/demo/join`: a token for `room` under `name`.
+    pub async fn join(
+        &self,
+        room: &str,
+        name: &str,
+    ) -> Result<parley_signaling::api::DemoJoinGrant, MessengerError> {
+        let request = parley_signaling::api::DemoJoinRequest {
+            room: room.to_string(),
+            name: name.to_string(),
+        };
+        post_json(
+            &self.http,
+            &self.server,
+            "/v1/demo/join",
+            None,
+            &request,
+            "demo room",
+        )
+        .await
+    }
+
+    /// `POST /v1/sfu/join`: the SFU's answer to `offer`.
+    pub async fn sfu_join(
+        &self,
+        room: &str,
+        token: &str,
+        offer: &str,
+    ) -> Result<String, MessengerError> {
+        let request = parley_signaling::api::SfuJoinRequest {
+            room: room.to_string(),
+            token: token.to_string(),
+            offer: offer.to_string(),
+        };
+        let joined: parley_signaling::api::SfuJoinAnswer = post_json(
+            &self.http,
+            &self.server,
+            "/v1/sfu/join",
+            None,
+            &request,
+            "SFU join",
+        )
+        .await?;
+        Ok(joined.answer)
+    }
+}
+
 async fn post_json<T: serde::de::DeserializeOwned>(
     http: &reqwest::Client,
     server: &str,

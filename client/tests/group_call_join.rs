@@ -33,6 +33,7 @@ async fn members_join_the_group_call_others_are_refused() {
         sfu: Some(GroupCalls {
             sfu: sfu.clone(),
             key,
+            demo_rooms: false,
         }),
         ..ServerConfig::default()
     })

@@ -49,7 +49,8 @@ impl Member {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket.set_nonblocking(true).unwrap();
         let local = socket.local_addr().unwrap();
-        let (mut session, offer) = GroupSession::offer(Instant::now(), local, ROOM, true).unwrap();
+        let (mut session, offer) =
+            GroupSession::offer(Instant::now(), local, ROOM, true, GroupKeys::SenderKeys).unwrap();
         let token = sfu.key.sign(&JoinClaims {
             room: ROOM.into(),
             user: name.into(),

@@ -52,6 +52,7 @@ async fn the_document_lists_every_route_with_schemas() {
         "DELETE /v1/groups/{group_id}/members/{handle}",
         "POST /v1/groups/{group_id}/call",
         "POST /v1/sfu/join",
+        "POST /v1/demo/join",
         "POST /v1/attachments",
         "GET /v1/attachments/{id}",
         "GET /v1/ws",

@@ -357,6 +357,33 @@ pub struct GroupCallGrant {
     pub sfu_addr: String,
 }
 
+/// `POST /v1/demo/join`: a place in a demo room (servers run with
+/// `--demo` only).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct DemoJoinRequest {
+    /// Room name: 1-64 letters, digits, `-` or `_`.
+    pub room: String,
+    /// Display name: 1-64 characters, no control characters.
+    pub name: String,
+}
+
+/// `POST /v1/demo/join` answer. Media in a demo room is keyed by the room
+/// passphrase, which never reaches the server.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct DemoJoinGrant {
+    /// The SFU room (`demo-<room>`).
+    pub room: String,
+    /// Join token (give it to `POST /v1/sfu/join`).
+    pub token: String,
+    /// The name the room will show.
+    pub user: String,
+    /// A fresh device id for this join: with `user`, it names the sender
+    /// key (see the client's `group_e2ee::passphrase_key`).
+    pub device: String,
+    /// Unix seconds after which the token is refused.
+    pub expires_at: u64,
+}
+
 /// `POST /v1/sfu/join`: a participant's SDP offer for a room.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct SfuJoinRequest {

@@ -230,10 +230,13 @@ pub fn app(state: AppState) -> Router {
         .routes(routes!(routes::call_relay))
         .routes(routes!(group_calls::group_call))
         .routes(routes!(group_calls::sfu_join))
+        .routes(routes!(group_calls::demo_join))
         .routes(routes!(ws::upgrade))
         .split_for_parts();
     let doc = Arc::new(doc);
     router
+        .route("/demo", get(group_calls::demo_page))
+        .route("/demo/{file}", get(group_calls::demo_page))
         .route(
             "/openapi.json",
             get(move || async move { axum::Json(doc.as_ref().clone()) }),

@@ -345,6 +345,7 @@ pub(crate) async fn start_server(dir: &Path, sfu: bool) -> Result<String, DemoEr
         Some(GroupCalls {
             sfu: parley_sfu::server::start(socket, config),
             key,
+            demo_rooms: true,
         })
     } else {
         None

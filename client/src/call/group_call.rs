@@ -2,6 +2,8 @@
 //! group's call, joins the SFU with a [`GroupSession`], moves audio and
 //! video on the wall clock, and carries sender keys over the messenger's
 //! E2E channel (a [`CallSignal::SenderKey`] per recipient device).
+//! [`join_demo_room`] is the same call in a demo room (`parley join --room`):
+//! no account, keys from the room passphrase, as the browser demo joins.
 //!
 //! Received audio is mixed (summed, saturating) into `--audio-out`;
 //! `--record DIR` writes each other participant's audio and video to
@@ -27,11 +29,12 @@ use super::devices::{
     AudioInput, AudioOutput, DeviceError, VideoInput, open_audio_input, open_audio_output,
     open_video_input,
 };
-use super::group_session::{GroupEvent, GroupSession, GroupSessionError};
+use super::group_session::{GroupEvent, GroupKeys, GroupSession, GroupSessionError};
 use super::phone::media_socket;
 use super::runner::{CONNECT_TIMEOUT, candidate_addr};
 use super::signal::CallSignal;
-use crate::messenger::{Connection, Event, Messenger, MessengerError};
+use crate::messenger::{Connection, DemoRoom, Event, Messenger, MessengerError};
+use parley_signaling::api::ServerFrame;
 
 /// Audio frame length.
 const FRAME: Duration = Duration::from_millis(20);
@@ -145,19 +148,100 @@ pub async fn join_group(
     events: &mut (dyn FnMut(GroupCallEvent) + Send),
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<GroupCallSummary, GroupCallError> {
+    let grant = m.group_call(group).await?;
+    let socket = media_socket(m.server(), options.bind).await?;
+    let local = candidate_addr(socket.local_addr()?);
+    let video_in = open_video_input(&options.video_in)?;
+    let (mut session, offer) = GroupSession::offer(
+        Instant::now(),
+        local,
+        &grant.room,
+        video_in.is_some(),
+        GroupKeys::SenderKeys,
+    )?;
+    let answer = m.sfu_join(&grant.room, &grant.token, &offer).await?;
+    session.accept_answer(Instant::now(), &answer)?;
+    let call = Call {
+        session,
+        socket,
+        room: grant.room,
+        video_in,
+    };
+    run(call, Some((m, conn)), options, events, stop).await
+}
+
+/// Joins demo room `room` (on a server run with `--demo`) as `name`, with
+/// media keyed by `passphrase`, and runs it like [`join_group`].
+pub async fn join_demo_room(
+    server: &DemoRoom,
+    room: &str,
+    name: &str,
+    passphrase: &str,
+    options: &JoinOptions,
+    events: &mut (dyn FnMut(GroupCallEvent) + Send),
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<GroupCallSummary, GroupCallError> {
+    let grant = server.join(room, name).await?;
+    let socket = media_socket(server.server(), options.bind).await?;
+    let local = candidate_addr(socket.local_addr()?);
+    let video_in = open_video_input(&options.video_in)?;
+    let keys = GroupKeys::Passphrase {
+        passphrase: passphrase.to_string(),
+        user: grant.user.clone(),
+        device: grant.device.clone(),
+    };
+    let (mut session, offer) =
+        GroupSession::offer(Instant::now(), local, &grant.room, video_in.is_some(), keys)?;
+    let answer = server.sfu_join(&grant.room, &grant.token, &offer).await?;
+    session.accept_answer(Instant::now(), &answer)?;
+    let call = Call {
+        session,
+        socket,
+        room: grant.room,
+        video_in,
+    };
+    run(call, None, options, events, stop).await
+}
+
+/// A joined call, before its media runs.
+struct Call {
+    session: GroupSession,
+    socket: tokio::net::UdpSocket,
+    room: String,
+    video_in: Option<Box<dyn VideoSource + Send>>,
+}
+
+/// Waits for the next websocket frame, or forever without a messenger.
+async fn next_frame(
+    envelopes: &mut Option<(&mut Messenger, &mut Connection)>,
+) -> Option<Result<ServerFrame, MessengerError>> {
+    match envelopes {
+        Some((_, conn)) => conn.next_frame().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Runs a joined call until `stop` or the duration; sender keys go over
+/// `envelopes` when there is a messenger (group calls), nowhere otherwise
+/// (demo rooms).
+async fn run(
+    call: Call,
+    mut envelopes: Option<(&mut Messenger, &mut Connection)>,
+    options: &JoinOptions,
+    events: &mut (dyn FnMut(GroupCallEvent) + Send),
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<GroupCallSummary, GroupCallError> {
     let stop = futures_util::FutureExt::fuse(stop);
     tokio::pin!(stop);
-    let grant = m.group_call(group).await?;
-    let room = grant.room.clone();
-    let socket = media_socket(m.server(), options.bind).await?;
+    let Call {
+        mut session,
+        socket,
+        room,
+        mut video_in,
+    } = call;
     let local = candidate_addr(socket.local_addr()?);
     let mut audio_in = open_audio_input(&options.audio_in)?;
     let mut audio_out = open_audio_output(&options.audio_out)?;
-    let mut video_in: Option<Box<dyn VideoSource + Send>> = open_video_input(&options.video_in)?;
-    let (mut session, offer) =
-        GroupSession::offer(Instant::now(), local, &room, video_in.is_some())?;
-    let answer = m.sfu_join(&room, &grant.token, &offer).await?;
-    session.accept_answer(Instant::now(), &answer)?;
 
     let joined_at = Instant::now();
     let mut connected_at: Option<Instant> = None;
@@ -196,6 +280,9 @@ pub async fn join_group(
                     events(GroupCallEvent::Speaker(p.user));
                 }
                 GroupEvent::SendKey { to, key } => {
+                    let Some((m, _)) = envelopes.as_mut() else {
+                        continue;
+                    };
                     let signal = CallSignal::sender_key(&room, &key);
                     match m.send_call_signal(&to.user, &to.device, signal).await {
                         Ok(()) => summary.keys_sent += 1,
@@ -251,8 +338,9 @@ pub async fn join_group(
                 let (n, from) = received?;
                 session.handle_receive(Instant::now(), from, local, &buf[..n])?;
             }
-            frame = conn.next_frame() => {
+            frame = next_frame(&mut envelopes) => {
                 let frame = frame.ok_or(GroupCallError::Closed)??;
+                let Some((m, conn)) = envelopes.as_mut() else { continue };
                 for event in m.process_frame(conn, frame).await? {
                     match event {
                         Event::Call(call) => match call.signal {

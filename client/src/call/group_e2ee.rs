@@ -97,6 +97,36 @@ impl SenderKey {
     }
 }
 
+/// The sender key of `user`'s device `device` in a demo room keyed by a
+/// passphrase (the browser demo's keying: a browser holds no Parley
+/// account to receive keys in envelopes). Everyone who knows the
+/// passphrase derives everyone's key, so joins and leaves change nothing;
+/// each join gets a fresh device id from the server, so no two senders, and
+/// no two joins of one sender, share a key and its SFrame counters.
+///
+/// ```text
+/// secret = HKDF-SHA256(ikm = passphrase, salt = room,
+///                      info = "parley demo sender v1" 0x00 user 0x00 device)
+/// ```
+///
+/// at epoch 0. HKDF, not a password hash: a demo passphrase is only as
+/// strong as it is long against someone holding the recorded media.
+pub fn passphrase_key(passphrase: &str, room: &str, user: &str, device: &str) -> SenderKey {
+    let hkdf = Hkdf::<Sha256>::new(Some(room.as_bytes()), passphrase.as_bytes());
+    let info = [
+        b"parley demo sender v1".as_slice(),
+        &[0],
+        user.as_bytes(),
+        &[0],
+        device.as_bytes(),
+    ]
+    .concat();
+    let mut secret = [0u8; 32];
+    hkdf.expand(&info, &mut secret)
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    SenderKey { epoch: 0, secret }
+}
+
 /// Encrypts what this participant sends.
 pub struct SenderEncryptor {
     room: String,

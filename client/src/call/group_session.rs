@@ -13,6 +13,11 @@
 //!   others follow by ratcheting their copy when frames say so);
 //! - someone leaves: replace the key, send it to everyone who remains.
 //!
+//! In a demo room ([`GroupKeys::Passphrase`]) every key follows from the
+//! room passphrase and the participant's name and device
+//! ([`crate::call::group_e2ee::passphrase_key`]): no keys are sent, and
+//! joins and leaves change none.
+//!
 //! Like [`crate::call::media_session::MediaSession`], it takes `now` on
 //! every call and queues datagrams; a shell owns the socket and the clock.
 
@@ -34,7 +39,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcError};
 
 use crate::call::e2ee::E2eeError;
-use crate::call::group_e2ee::{SenderDecryptor, SenderEncryptor, SenderKey};
+use crate::call::group_e2ee::{SenderDecryptor, SenderEncryptor, SenderKey, passphrase_key};
 use crate::call::media_session::{audio_packet, codec_pt};
 
 /// Opus bitrate, as in 1:1 calls.
@@ -61,6 +66,34 @@ pub enum GroupSessionError {
     /// Encryption failed.
     #[error(transparent)]
     E2ee(#[from] E2eeError),
+}
+
+/// Where the participants' sender keys come from.
+#[derive(Clone)]
+pub enum GroupKeys {
+    /// Random keys, handed out in E2E envelopes ([`GroupEvent::SendKey`],
+    /// [`GroupSession::add_key`]).
+    SenderKeys,
+    /// A demo room: derived from the passphrase for each (user, device).
+    Passphrase {
+        /// The room passphrase.
+        passphrase: String,
+        /// This participant's name, as its join token has it.
+        user: String,
+        /// This participant's device id, as its join token has it.
+        device: String,
+    },
+}
+
+impl std::fmt::Debug for GroupKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::SenderKeys => f.write_str("SenderKeys"),
+            Self::Passphrase { user, device, .. } => {
+                write!(f, "Passphrase({user}, {device})")
+            }
+        }
+    }
 }
 
 /// What the session tells its shell.
@@ -128,6 +161,8 @@ pub struct GroupSession {
     /// Counters of participants who left.
     departed: Vec<(Participant, RemoteStats)>,
     encryptor: SenderEncryptor,
+    /// The room passphrase, in a demo room.
+    passphrase: Option<String>,
     /// Keys by (user, device): they may arrive before the SFU names the
     /// participant.
     keys: HashMap<(String, String), SenderDecryptor>,
@@ -148,6 +183,7 @@ impl GroupSession {
         local_addr: SocketAddr,
         room: &str,
         video: bool,
+        keys: GroupKeys,
     ) -> Result<(Self, String), GroupSessionError> {
         let mut rtc = Rtc::builder()
             .set_crypto_provider(parley_sfu::dtls::crypto_provider())
@@ -184,7 +220,20 @@ impl GroupSession {
             tracks: HashMap::new(),
             remotes: BTreeMap::new(),
             departed: Vec::new(),
-            encryptor: SenderEncryptor::new(room)?,
+            encryptor: match &keys {
+                GroupKeys::SenderKeys => SenderEncryptor::new(room)?,
+                GroupKeys::Passphrase {
+                    passphrase,
+                    user,
+                    device,
+                } => {
+                    SenderEncryptor::with_key(room, passphrase_key(passphrase, room, user, device))?
+                }
+            },
+            passphrase: match keys {
+                GroupKeys::SenderKeys => None,
+                GroupKeys::Passphrase { passphrase, .. } => Some(passphrase),
+            },
             keys: HashMap::new(),
             opus,
             h264: None,
@@ -526,11 +575,18 @@ impl GroupSession {
                 for other in others {
                     self.add_remote(&other)?;
                     self.events.push_back(GroupEvent::Joined(other.clone()));
+                    if self.passphrase.is_some() {
+                        continue;
+                    }
                     self.events.push_back(GroupEvent::SendKey {
                         to: other,
                         key: self.encryptor.key().clone(),
                     });
                 }
+            }
+            ControlMessage::Joined { participant } if self.passphrase.is_some() => {
+                self.add_remote(&participant)?;
+                self.events.push_back(GroupEvent::Joined(participant));
             }
             ControlMessage::Joined { participant } => {
                 self.add_remote(&participant)?;
@@ -551,6 +607,9 @@ impl GroupSession {
                 }
                 self.tracks.retain(|_, (_, id)| *id != participant.id);
                 self.events.push_back(GroupEvent::Left(participant, reason));
+                if self.passphrase.is_some() {
+                    return Ok(());
+                }
                 let key = self.encryptor.replace()?.clone();
                 for remote in self.remotes.values() {
                     self.events.push_back(GroupEvent::SendKey {
@@ -593,6 +652,13 @@ impl GroupSession {
     }
 
     fn add_remote(&mut self, who: &Participant) -> Result<(), GroupSessionError> {
+        if let Some(passphrase) = &self.passphrase {
+            let key = passphrase_key(passphrase, &self.room, &who.user, &who.device);
+            self.keys
+                .entry((who.user.clone(), who.device.clone()))
+                .or_insert_with(|| SenderDecryptor::new(&self.room))
+                .add_key(key)?;
+        }
         let jitter = JitterBuffer::new(JitterBufferConfig::default())
             .map_err(|e| GroupSessionError::Media(e.to_string()))?;
         let decoder = H264Decoder::new().map_err(|e| GroupSessionError::Media(e.to_string()))?;

@@ -61,6 +61,11 @@ struct Args {
     /// Run no SFU (no group calls).
     #[arg(long, conflicts_with_all = ["sfu_udp", "public_sfu_udp"])]
     no_sfu: bool,
+    /// Serve the browser demo at /demo and let anyone join demo rooms
+    /// (media keyed by a room passphrase). Anyone who reaches the server
+    /// can then use its SFU: for trying Parley, not for production.
+    #[arg(long, conflicts_with = "no_sfu")]
+    demo: bool,
 }
 
 #[tokio::main]
@@ -112,7 +117,11 @@ async fn main() -> anyhow::Result<()> {
             let key = parley_sfu::TokenKey::generate();
             let handle =
                 parley_sfu::server::start(socket, parley_sfu::SfuConfig::new(public, key.clone()));
-            Some(group_calls::GroupCalls { sfu: handle, key })
+            Some(group_calls::GroupCalls {
+                sfu: handle,
+                key,
+                demo_rooms: args.demo,
+            })
         }
     };
     let config = ServerConfig {
@@ -145,6 +154,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(calls) = &config.sfu {
         lines += &format!("parley-server SFU on udp://{}\n", calls.sfu.public_addr);
+        if calls.demo_rooms {
+            lines += &format!("parley-server demo page at {scheme}://{addr}/demo\n");
+        }
     }
     {
         use std::io::Write;

@@ -15,7 +15,8 @@ use parley_client::call::devices::{
 use parley_client::call::flow::RING_TIMEOUT;
 use parley_client::call::group_call::{self, GroupCallEvent, JoinOptions};
 use parley_client::call::phone::{self, AnswerPolicy, Decision, PhoneEvent, PhoneOptions};
-use parley_client::{Connection, Messenger};
+use parley_client::messenger::DemoRoom;
+use parley_client::{Connection, Endpoint, Messenger};
 
 use super::panel::Panel;
 
@@ -297,6 +298,41 @@ pub async fn join(
     video: bool,
     args: &MediaArgs,
 ) -> anyhow::Result<()> {
+    let options = join_options(video, args)?;
+    let mut show = show_group_event(group_name);
+    let call = group_call::join_group(m, conn, group_id, &options, &mut show, ctrl_c());
+    report_group_call(call, group_name, args).await
+}
+
+/// `parley join --room`: a demo room keyed by a passphrase.
+pub async fn join_demo(
+    server: &Endpoint,
+    room: &str,
+    name: &str,
+    passphrase: &str,
+    video: bool,
+    args: &MediaArgs,
+) -> anyhow::Result<()> {
+    let options = join_options(video, args)?;
+    let demo = DemoRoom::new(server)?;
+    let label = format!("demo room {room}");
+    let mut show = show_group_event(&label);
+    let call =
+        group_call::join_demo_room(&demo, room, name, passphrase, &options, &mut show, ctrl_c());
+    report_group_call(call, &label, args).await
+}
+
+fn show_group_event(label: &str) -> impl FnMut(GroupCallEvent) + Send + '_ {
+    move |event| match event {
+        GroupCallEvent::Connected(_) => eprintln!("in the call of {label} (Ctrl-C leaves)"),
+        GroupCallEvent::Joined(who) => eprintln!("{who} is in the call"),
+        GroupCallEvent::Left(who, why) => eprintln!("{who} left ({why})"),
+        GroupCallEvent::Speaker(who) => eprintln!("{who} is speaking"),
+        GroupCallEvent::Warning(w) => eprintln!("warning: {w}"),
+    }
+}
+
+fn join_options(video: bool, args: &MediaArgs) -> anyhow::Result<JoinOptions> {
     let phone = args.options(video)?;
     let options = JoinOptions {
         duration: phone.duration,
@@ -310,17 +346,19 @@ pub async fn join(
         record: phone.record,
         bind: phone.bind,
     };
+    Ok(options)
+}
+
+/// Runs a joined group call to its end and prints how it went.
+async fn report_group_call(
+    call: impl std::future::Future<
+        Output = Result<group_call::GroupCallSummary, group_call::GroupCallError>,
+    >,
+    group_name: &str,
+    args: &MediaArgs,
+) -> anyhow::Result<()> {
     let mut out = Output::new(args, group_name)?;
-    let mut show = |event: GroupCallEvent| match event {
-        GroupCallEvent::Connected(_) => {
-            eprintln!("in the call of {group_name} (Ctrl-C leaves)")
-        }
-        GroupCallEvent::Joined(who) => eprintln!("{who} is in the call"),
-        GroupCallEvent::Left(who, why) => eprintln!("{who} left ({why})"),
-        GroupCallEvent::Speaker(who) => eprintln!("{who} is speaking"),
-        GroupCallEvent::Warning(w) => eprintln!("warning: {w}"),
-    };
-    let summary = group_call::join_group(m, conn, group_id, &options, &mut show, ctrl_c())
+    let summary = call
         .await
         .with_context(|| format!("joining the call of {group_name}"))?;
     for peer in &summary.peers {

@@ -129,10 +129,22 @@ enum Command {
         #[command(flatten)]
         media: call::MediaArgs,
     },
-    /// Join a group's call (through the server's SFU; Ctrl-C leaves).
+    /// Join a group's call (through the server's SFU; Ctrl-C leaves), or
+    /// with --room a demo room, as the browser demo page does.
     Join {
         /// Group name or id.
-        group: String,
+        #[arg(required_unless_present = "room", conflicts_with = "room")]
+        group: Option<String>,
+        /// A demo room on a server run with --demo (no account needed;
+        /// media keyed by --passphrase).
+        #[arg(long, requires = "passphrase")]
+        room: Option<String>,
+        /// The demo room's passphrase (never sent to the server).
+        #[arg(long, env = "PARLEY_ROOM_PASSPHRASE", requires = "room")]
+        passphrase: Option<String>,
+        /// The name the demo room shows.
+        #[arg(long, default_value = "parley-cli", requires = "room")]
+        name: String,
         /// Send video as well as audio.
         #[arg(long)]
         video: bool,
@@ -389,9 +401,20 @@ async fn main() -> anyhow::Result<()> {
             result?;
         }
         Command::Join {
-            group,
+            group: None,
+            room: Some(room),
+            passphrase: Some(passphrase),
+            name,
             video,
             media,
+        } => {
+            call::join_demo(&server, &room, &name, &passphrase, video, &media).await?;
+        }
+        Command::Join {
+            group: Some(group),
+            video,
+            media,
+            ..
         } => {
             let mut m = open(&server, &dir).await?;
             let id = require_group(&mut m, &group).await?;
@@ -399,6 +422,9 @@ async fn main() -> anyhow::Result<()> {
             let result = call::join(&mut m, &mut conn, &id, &group, video, &media).await;
             conn.close().await;
             result?;
+        }
+        Command::Join { .. } => {
+            anyhow::bail!("parley join takes a group, or --room with --passphrase")
         }
         Command::Listen {
             answer,
