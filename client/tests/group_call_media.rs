@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use parley_client::call::group_session::{GroupEvent, GroupSession};
+use parley_client::call::group_session::{GroupEvent, GroupKeys, GroupSession};
 use parley_media::audio::AudioSource;
 use parley_media::jitter_buffer::PlayoutKind;
 use parley_media::speech::SpeechSource;
