@@ -14,10 +14,19 @@
 #   pulseaudio, pulseaudio-utils, libasound2-plugins
 #                   a null sink the cpal capture/playback test runs on
 #                   (ALSA's `default` reaches PulseAudio through the plugin)
+#   chromium, nodejs, npm
+#                   the browser demo test: Debian's Chromium driven by
+#                   playwright-core (npm ci in tests/browser, below)
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 packages=(cmake pkg-config nasm libasound2-dev libclang-dev espeak-ng sox postgresql python3
-  iproute2 pulseaudio pulseaudio-utils libasound2-plugins)
+  iproute2 pulseaudio pulseaudio-utils libasound2-plugins chromium)
+# Node.js and npm: the machine's own when it has them (Debian's would
+# conflict with a NodeSource or nvm install).
+if ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -32,6 +41,12 @@ if ((${#missing[@]})); then
   echo "installing: ${missing[*]}" >&2
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# playwright-core for the browser test, at the version package-lock.json
+# pins (it drives /usr/bin/chromium; it downloads no browser).
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  npm ci --prefix tests/browser --no-audit --no-fund >&2
 fi
 
 if ! command -v cargo >/dev/null; then

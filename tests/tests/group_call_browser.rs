@@ -51,9 +51,17 @@ fn a_browser_and_two_cli_participants_share_an_encrypted_room() {
     // numbered test patterns (the browser's from 0, the CLIs' elsewhere).
     let clip = speech_clip().unwrap();
     let seconds = CLI_SECONDS as f64 + 4.0;
-    write_wav(&dir.join("alice.wav"), &turn(&clip, ALICE_SPEAKS, seconds, 1.0)).unwrap();
-    write_wav(&dir.join("bob.wav"), &turn(&clip, BOB_SPEAKS, seconds, 1.0)).unwrap();
-    write_wav(&dir.join("browser.wav"), &turn(&clip, (0.0, seconds), seconds, 0.003)).unwrap();
+    write_wav(
+        dir.join("alice.wav"),
+        &turn(&clip, ALICE_SPEAKS, seconds, 1.0),
+    )
+    .unwrap();
+    write_wav(dir.join("bob.wav"), &turn(&clip, BOB_SPEAKS, seconds, 1.0)).unwrap();
+    write_wav(
+        dir.join("browser.wav"),
+        &turn(&clip, (0.0, seconds), seconds, 0.003),
+    )
+    .unwrap();
     write_pattern(&dir.join("browser.y4m"), 640, 480, 0, 10);
     write_pattern(&dir.join("alice.y4m"), 320, 240, 10_000, CLI_SECONDS + 4);
     write_pattern(&dir.join("bob.y4m"), 320, 240, 20_000, CLI_SECONDS + 4);
@@ -105,7 +113,10 @@ fn a_browser_and_two_cli_participants_share_an_encrypted_room() {
     let page: serde_json::Value = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("page report: {e}\n{stderr}"));
     eprintln!("browser saw: {}", page["stats"]);
-    eprintln!("speakers announced to the browser: {}", page["state"]["speakers"]);
+    eprintln!(
+        "speakers announced to the browser: {}",
+        page["state"]["speakers"]
+    );
 
     let (status, alice_out) = alice.wait(Duration::from_secs(60));
     assert!(status.success(), "alice:\n{alice_out}");
@@ -126,14 +137,23 @@ fn a_browser_and_two_cli_participants_share_an_encrypted_room() {
             "browser <- {name}: {decoded} pictures decoded, {audio} audio packets, \
              decrypted {decrypted}"
         );
-        assert!(decoded >= 150, "browser decoded {decoded} pictures of {name}");
+        assert!(
+            decoded >= 150,
+            "browser decoded {decoded} pictures of {name}"
+        );
         assert!(audio >= 300, "browser got {audio} audio packets of {name}");
-        assert!(decrypted["audio"].as_u64().unwrap_or(0) >= 300, "{decrypted}");
+        assert!(
+            decrypted["audio"].as_u64().unwrap_or(0) >= 300,
+            "{decrypted}"
+        );
     }
     // A few frames may reach the page before the SFU's track message names
     // their sender; nothing else may fail.
     let failures = state["decryptFailures"].as_u64().unwrap();
-    assert!(failures <= 10, "{failures} frames did not decrypt in the browser");
+    assert!(
+        failures <= 10,
+        "{failures} frames did not decrypt in the browser"
+    );
 
     // Active speaker follows who speaks: alice's turn, then bob's.
     let speakers: Vec<&str> = state["speakers"]
@@ -157,7 +177,12 @@ fn a_browser_and_two_cli_participants_share_an_encrypted_room() {
         let browser = std::fs::read_dir(&received)
             .unwrap()
             .map(|e| e.unwrap().path())
-            .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("browser-"))
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("browser-")
+            })
             .unwrap_or_else(|| panic!("{me} recorded nothing of the browser"));
         let mut source = Y4mSource::open(browser.join("video.y4m")).unwrap();
         let mut scores = BTreeMap::new();

@@ -1,8 +1,11 @@
 //! `parley demo group`: an embedded server with its SFU and N headless
-//! participants (alice, bob, carol, ...) in one group's call, each through
-//! the real stack (its own messenger and E2E sender keys, a [`join_group`]
-//! run, SFrame over the SFU) with synthetic speech and the test pattern;
-//! then what each received, scored.
+//! participants (alice, bob, carol, ...) in one demo room, each through the
+//! real stack (a [`join_demo_room`] run: SFrame over the SFU, keys from the
+//! room's passphrase) with synthetic speech and the test pattern; then what
+//! each received, scored. The room is the one the server's `/demo` page
+//! joins, so a person can join the headless participants from a browser
+//! ([`DemoInvite::page`]). Group calls keyed by E2E envelopes (`parley join
+//! <group>`) run the same session with sender keys instead.
 //!
 //! Each participant records the others (audio on the sender's timeline,
 //! see [`super::group_call`]); speech is scored with PESQ-WB against the
@@ -20,9 +23,34 @@ use serde::Serialize;
 
 use super::demo::{DemoError, start_server};
 use super::devices::{AudioInput, AudioOutput, VideoInput};
-use super::group_call::{GroupCallEvent, JoinOptions, join_group};
-use crate::messenger::Messenger;
-use crate::vault::KeySource;
+use super::group_call::{GroupCallEvent, JoinOptions, join_demo_room};
+use crate::endpoint::Endpoint;
+use crate::messenger::DemoRoom;
+
+/// The demo room's name.
+pub const DEMO_ROOM: &str = "lobby";
+
+/// Where a person joins the demo.
+#[derive(Debug, Clone)]
+pub struct DemoInvite {
+    /// The embedded server.
+    pub url: String,
+    /// The demo room.
+    pub room: String,
+    /// Its passphrase (random per run).
+    pub passphrase: String,
+}
+
+impl DemoInvite {
+    /// The browser page, room and passphrase in the fragment (which the
+    /// browser does not send to the server).
+    pub fn page(&self) -> String {
+        format!(
+            "{}/demo#room={}&passphrase={}",
+            self.url, self.room, self.passphrase
+        )
+    }
+}
 
 /// Participant names, in joining order.
 const NAMES: [&str; 8] = [
@@ -68,11 +96,11 @@ pub struct GroupDemoReport {
     pub participants: Vec<ParticipantReport>,
 }
 
-/// Runs the group demo; `on_ready` gets the embedded server's URL before
+/// Runs the group demo; `on_ready` gets the embedded server and room before
 /// anyone joins, and `on_event` every participant's events.
 pub async fn run_group_demo(
     options: GroupDemoOptions,
-    on_ready: impl FnOnce(&str),
+    on_ready: impl FnOnce(&DemoInvite),
     on_event: impl Fn(&str, GroupCallEvent) + Send + Sync + 'static,
 ) -> Result<GroupDemoReport, DemoError> {
     let n = options.participants;
@@ -83,23 +111,21 @@ pub async fn run_group_demo(
     }
     let dir = tempfile::tempdir()?;
     let url = start_server(dir.path(), true).await?;
-    on_ready(&url);
-
-    let mut members = Vec::new();
-    for name in &NAMES[..n] {
-        let m = Messenger::register(&url, &dir.path().join(name), KeySource::KeyFile, name).await?;
-        members.push(m);
-    }
-    let group = members[0].create_group("demo").await?.group_id;
-    for name in &NAMES[1..n] {
-        members[0].add_member(&group, name).await?;
-    }
+    let invite = DemoInvite {
+        url: url.clone(),
+        room: DEMO_ROOM.to_string(),
+        passphrase: format!("{:016x}", rand::random::<u64>()),
+    };
+    on_ready(&invite);
+    let server = std::sync::Arc::new(
+        DemoRoom::new(&Endpoint::new(url)).map_err(|e| DemoError::Signaling(e.to_string()))?,
+    );
 
     let on_event = std::sync::Arc::new(on_event);
     let mut tasks = Vec::new();
-    for (i, mut m) in members.into_iter().enumerate() {
-        let name = NAMES[i].to_string();
-        let group = group.clone();
+    for name in &NAMES[..n] {
+        let name = name.to_string();
+        let (server, invite) = (server.clone(), invite.clone());
         let record = dir.path().join(format!("{name}-received"));
         let on_event = on_event.clone();
         let join = JoinOptions {
@@ -115,23 +141,21 @@ pub async fn run_group_demo(
             bind: Some(std::net::Ipv4Addr::LOCALHOST.into()),
         };
         tasks.push(tokio::spawn(async move {
-            let mut conn = m.connect().await?;
             let mut events = |e: GroupCallEvent| on_event(&name, e);
-            let summary = join_group(
-                &mut m,
-                &mut conn,
-                &group,
+            let summary = join_demo_room(
+                &server,
+                &invite.room,
+                &name,
+                &invite.passphrase,
                 &join,
                 &mut events,
                 std::future::pending(),
             )
-            .await;
-            conn.close().await;
-            let summary = summary.map_err(|e| DemoError::Signaling(format!("{name}: {e}")))?;
+            .await
+            .map_err(|e| DemoError::Signaling(format!("{name}: {e}")))?;
             Ok::<_, DemoError>((name, summary, record))
         }));
-        // Joins a moment apart, as people do (and so every join after the
-        // first makes the others ratchet).
+        // Joins a moment apart, as people do.
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 

@@ -326,7 +326,13 @@ async fn main() -> anyhow::Result<()> {
             };
             let report = parley_client::call::group_demo::run_group_demo(
                 options,
-                |url| eprintln!("demo group: server (with SFU) at {url}; {participants} participants, {duration} s"),
+                |invite| {
+                    eprintln!(
+                        "demo group: server (with SFU) at {}; {participants} participants in room {}, {duration} s",
+                        invite.url, invite.room
+                    );
+                    eprintln!("join them from a browser: {}", invite.page());
+                },
                 |name, event| eprintln!("[{name}] {}", group_event_line(&event)),
             )
             .await
