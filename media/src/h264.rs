@@ -127,6 +127,8 @@ pub struct H264Encoder {
     pending_bitrate: Option<u32>,
     /// The bitrate OpenH264 runs at now.
     applied_bitrate: u32,
+    /// Whether OpenH264 may skip frames now.
+    skipping: bool,
     started: bool,
 }
 
@@ -139,7 +141,10 @@ impl H264Encoder {
             .rate_control_mode(RateControlMode::Bitrate)
             .usage_type(UsageType::CameraVideoRealTime)
             .profile(Profile::Baseline)
-            .skip_frames(config.bitrate_bps < FRAME_SKIP_BELOW_BPS)
+            // On at creation, whatever the bitrate: OpenH264 warns on
+            // stderr when it initialises without skipping, before any
+            // trace level applies. The first picture sets it right.
+            .skip_frames(true)
             .qp(QpRange::new(MIN_QP, 51))
             // One thread: deterministic output, and a call's other work
             // (audio, crypto, networking) needs the other core.
@@ -156,6 +161,7 @@ impl H264Encoder {
             config,
             pending_bitrate: None,
             applied_bitrate: config.bitrate_bps,
+            skipping: true,
             started: false,
         })
     }
@@ -205,21 +211,29 @@ impl H264Encoder {
                 return Err(H264Error::SetOption { option, rc });
             }
         }
-        let mut skip = bps < FRAME_SKIP_BELOW_BPS;
-        if skip != (previous < FRAME_SKIP_BELOW_BPS) {
-            let option = openh264_sys2::ENCODER_OPTION_RC_FRAME_SKIP;
-            // SAFETY: as above; the option reads one C `bool` through the
-            // pointer during the call, and `skip` outlives it.
-            #[allow(unsafe_code)]
-            let rc = unsafe {
-                self.inner
-                    .raw_api()
-                    .set_option(option, std::ptr::addr_of_mut!(skip).cast())
-            };
-            if rc != 0 {
-                return Err(H264Error::SetOption { option, rc });
-            }
+        Ok(())
+    }
+
+    /// Lets OpenH264 skip frames below [`FRAME_SKIP_BELOW_BPS`] only.
+    fn apply_frame_skip(&mut self) -> Result<(), H264Error> {
+        let mut skip = self.applied_bitrate < FRAME_SKIP_BELOW_BPS;
+        if skip == self.skipping {
+            return Ok(());
         }
+        let option = openh264_sys2::ENCODER_OPTION_RC_FRAME_SKIP;
+        // SAFETY: the encoder is initialised (a picture went through it);
+        // the option reads one C `bool` through the pointer during the
+        // call, and `skip` outlives it.
+        #[allow(unsafe_code)]
+        let rc = unsafe {
+            self.inner
+                .raw_api()
+                .set_option(option, std::ptr::addr_of_mut!(skip).cast())
+        };
+        if rc != 0 {
+            return Err(H264Error::SetOption { option, rc });
+        }
+        self.skipping = skip;
         Ok(())
     }
 
@@ -256,6 +270,9 @@ impl H264Encoder {
         {
             self.apply_bitrate(bps, self.applied_bitrate)?;
             self.applied_bitrate = bps;
+        }
+        if self.started {
+            self.apply_frame_skip()?;
         }
         self.started = true;
         let bitstream = self

@@ -172,6 +172,29 @@ impl I420Frame {
             v: half(&self.v, self.width / 2, w / 2, h / 2),
         })
     }
+
+    /// The picture at `width` x `height`, each pixel the nearest source
+    /// pixel: a recording keeps one size when the sender's simulcast layer
+    /// (and with it the picture size) changes mid-stream.
+    pub fn scaled(&self, width: usize, height: usize) -> Result<Self, FrameError> {
+        check_dimensions(width, height)?;
+        let plane = |src: &[u8], src_w: usize, src_h: usize, dst_w: usize, dst_h: usize| {
+            let mut out = Vec::with_capacity(dst_w * dst_h);
+            for row in 0..dst_h {
+                let line = &src[row * src_h / dst_h * src_w..];
+                out.extend((0..dst_w).map(|col| line[col * src_w / dst_w]));
+            }
+            out
+        };
+        let (w, h) = (self.width, self.height);
+        Ok(Self {
+            width,
+            height,
+            y: plane(&self.y, w, h, width, height),
+            u: plane(&self.u, w / 2, h / 2, width / 2, height / 2),
+            v: plane(&self.v, w / 2, h / 2, width / 2, height / 2),
+        })
+    }
 }
 
 impl std::fmt::Debug for I420Frame {

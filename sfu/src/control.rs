@@ -77,6 +77,16 @@ pub enum ControlMessage {
         /// The speaker.
         participant: Participant,
     },
+    /// SFU -> publisher: the simulcast layers of its track `mid` that
+    /// someone receives (dynacast); the publisher sends only these, highest
+    /// first, and starts a layer that comes back with a keyframe. Empty:
+    /// nobody watches, send no video.
+    Layers {
+        /// The publisher's own media line.
+        mid: String,
+        /// Layer rids to send.
+        active: Vec<String>,
+    },
     /// SFU -> participant: a renegotiation offer.
     Offer {
         /// The SDP offer.

@@ -208,6 +208,9 @@ pub struct SfuStats {
     pub unrouted_datagrams: u64,
     /// Control messages that were not valid JSON of a known kind.
     pub bad_control_messages: u64,
+    /// Dynacast: times a publisher was told to change the simulcast layers
+    /// it sends.
+    pub layer_updates: u64,
 }
 
 /// A track a participant publishes.
@@ -219,6 +222,9 @@ struct TrackIn {
     rids: Vec<Rid>,
     /// Per layer (`None`: a single stream).
     last_keyframe_request: HashMap<Option<Rid>, Instant>,
+    /// Dynacast: the layers the publisher was last told to send (`None`:
+    /// not told yet, so it sends them all).
+    announced_layers: Option<Vec<Rid>>,
 }
 
 /// Another participant's track, as this participant receives it.
@@ -347,7 +353,13 @@ pub struct Sfu {
     transmits: VecDeque<Transmit>,
     events: VecDeque<SfuEvent>,
     stats: SfuStats,
+    /// When the layers each subscriber needs were last compared with what
+    /// publishers send (dynacast).
+    dynacast_at: Option<Instant>,
 }
+
+/// Dynacast runs at most this often.
+const DYNACAST_INTERVAL: Duration = Duration::from_millis(250);
 
 impl Sfu {
     /// An SFU with no rooms yet.
@@ -360,6 +372,7 @@ impl Sfu {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             stats: SfuStats::default(),
+            dynacast_at: None,
         }
     }
 
@@ -551,6 +564,60 @@ impl Sfu {
             }
         }
         self.remove_gone(now);
+        if self
+            .dynacast_at
+            .is_none_or(|t| now >= t + DYNACAST_INTERVAL)
+        {
+            self.dynacast_at = Some(now);
+            self.dynacast(now);
+        }
+    }
+
+    /// Dynacast: tells each simulcast publisher which of its layers some
+    /// subscriber receives or is switching to, so it stops encoding and
+    /// sending the rest (LiveKit's dynacast); a layer comes back when a
+    /// subscriber's estimate asks for it.
+    fn dynacast(&mut self, now: Instant) {
+        let mut updates = Vec::new();
+        for (i, publisher) in self.peers.iter().enumerate() {
+            for track in publisher.tracks_in.iter().filter(|t| !t.rids.is_empty()) {
+                let mut needed: Vec<Rid> = Vec::new();
+                for out in self.peers.iter().flat_map(|p| &p.tracks_out) {
+                    if out.source.id != publisher.who.id || out.source_mid != track.mid {
+                        continue;
+                    }
+                    // A subscriber with no choice yet gets the lowest layer.
+                    let wanted = [out.layer, out.target.or(track.rids.last().copied())];
+                    for rid in wanted.into_iter().flatten() {
+                        if !needed.contains(&rid) {
+                            needed.push(rid);
+                        }
+                    }
+                }
+                // Highest first, as the publisher lists them.
+                let needed: Vec<Rid> = track
+                    .rids
+                    .iter()
+                    .filter(|r| needed.contains(r))
+                    .copied()
+                    .collect();
+                if track.announced_layers.as_ref() != Some(&needed) {
+                    updates.push((i, track.mid, needed));
+                }
+            }
+        }
+        for (i, mid, needed) in updates {
+            let peer = &mut self.peers[i];
+            if let Some(track) = peer.tracks_in.iter_mut().find(|t| t.mid == mid) {
+                track.announced_layers = Some(needed.clone());
+            }
+            peer.send_control(ControlMessage::Layers {
+                mid: mid.to_string(),
+                active: needed.iter().map(|r| r.to_string()).collect(),
+            });
+            self.stats.layer_updates += 1;
+            self.run(now, i);
+        }
     }
 
     /// The next datagram to send.
@@ -978,6 +1045,7 @@ impl Peer {
                     kind: added.kind,
                     rids,
                     last_keyframe_request: HashMap::new(),
+                    announced_layers: None,
                 });
                 work.push(Work::TrackOpened {
                     source: self.who.id,

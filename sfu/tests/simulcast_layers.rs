@@ -3,12 +3,15 @@
 //! picks each subscriber's layer from its bandwidth estimate: carol sees
 //! 640x480, bob 320x240; when bob's limit lifts he moves up to 640x480.
 //! Every switch happens at a keyframe: no decode errors, pictures in order.
+//! Dynacast: alice is told to send both layers while both are watched,
+//! then only the high one.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{TestPeer, TestSfu, drive};
+use parley_sfu::ControlMessage;
 
 /// The last `n` pictures from `user` are all `width` wide.
 fn settled(peer: &TestPeer, user: &str, width: usize, n: usize) -> bool {
@@ -70,6 +73,19 @@ fn each_subscriber_gets_the_layer_its_bandwidth_allows() {
             peer.name
         );
     }
+    // Dynacast: alice was told to send both layers while bob and carol
+    // needed different ones, and only the high one once both took it.
+    let layers: Vec<Vec<String>> = alice
+        .control
+        .iter()
+        .filter_map(|m| match m {
+            ControlMessage::Layers { active, .. } => Some(active.clone()),
+            _ => None,
+        })
+        .collect();
+    let both = vec!["h".to_string(), "l".to_string()];
+    assert!(layers.contains(&both), "{layers:?}");
+    assert_eq!(layers.last(), Some(&vec!["h".to_string()]), "{layers:?}");
     let widths = bob.from("alice").widths;
     eprintln!(
         "bob: {} pictures at 320, {} at 640; layer switches {}",

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use parley_media::audio::{AudioFrame, AudioSink, FRAME_SAMPLES};
 
-use parley_media::video::{VideoSink, VideoSource};
+use parley_media::video::{I420Frame, VideoSink, VideoSource};
 use parley_media::wav_file::WavSink;
 use parley_media::y4m_file::{Y4mHeader, Y4mSink};
 use serde::Serialize;
@@ -29,7 +29,7 @@ use super::devices::{
     AudioInput, AudioOutput, DeviceError, VideoInput, open_audio_input, open_audio_output,
     open_video_input,
 };
-use super::group_session::{GroupEvent, GroupKeys, GroupSession, GroupSessionError};
+use super::group_session::{GroupEvent, GroupKeys, GroupSession, GroupSessionError, Publish};
 use super::phone::media_socket;
 use super::runner::{CONNECT_TIMEOUT, candidate_addr};
 use super::signal::CallSignal;
@@ -108,6 +108,8 @@ pub struct PeerSummary {
     pub audio_frames: u64,
     /// Pictures decoded.
     pub pictures: u64,
+    /// Times the picture size changed (simulcast layer switches).
+    pub layer_switches: u64,
     /// Frames that did not decrypt.
     pub decrypt_failures: u64,
 }
@@ -134,7 +136,8 @@ struct Recording {
     audio: WavSink,
     /// Samples written to `audio` so far (the sender's timeline).
     audio_samples: u64,
-    video: Option<Y4mSink>,
+    /// The video file and the picture size it keeps.
+    video: Option<(Y4mSink, (usize, usize))>,
     dir: PathBuf,
 }
 
@@ -151,12 +154,12 @@ pub async fn join_group(
     let grant = m.group_call(group).await?;
     let socket = media_socket(m.server(), options.bind).await?;
     let local = candidate_addr(socket.local_addr()?);
-    let video_in = open_video_input(&options.video_in)?;
+    let (video_in, first_picture, publish) = open_video(options)?;
     let (mut session, offer) = GroupSession::offer(
         Instant::now(),
         local,
         &grant.room,
-        video_in.is_some(),
+        publish,
         GroupKeys::SenderKeys,
     )?;
     let answer = m.sfu_join(&grant.room, &grant.token, &offer).await?;
@@ -166,6 +169,7 @@ pub async fn join_group(
         socket,
         room: grant.room,
         video_in,
+        first_picture,
     };
     run(call, Some((m, conn)), options, events, stop).await
 }
@@ -184,14 +188,14 @@ pub async fn join_demo_room(
     let grant = server.join(room, name).await?;
     let socket = media_socket(server.server(), options.bind).await?;
     let local = candidate_addr(socket.local_addr()?);
-    let video_in = open_video_input(&options.video_in)?;
+    let (video_in, first_picture, publish) = open_video(options)?;
     let keys = GroupKeys::Passphrase {
         passphrase: passphrase.to_string(),
         user: grant.user.clone(),
         device: grant.device.clone(),
     };
     let (mut session, offer) =
-        GroupSession::offer(Instant::now(), local, &grant.room, video_in.is_some(), keys)?;
+        GroupSession::offer(Instant::now(), local, &grant.room, publish, keys)?;
     let answer = server.sfu_join(&grant.room, &grant.token, &offer).await?;
     session.accept_answer(Instant::now(), &answer)?;
     let call = Call {
@@ -199,6 +203,7 @@ pub async fn join_demo_room(
         socket,
         room: grant.room,
         video_in,
+        first_picture,
     };
     run(call, None, options, events, stop).await
 }
@@ -209,6 +214,33 @@ struct Call {
     socket: tokio::net::UdpSocket,
     room: String,
     video_in: Option<Box<dyn VideoSource + Send>>,
+    /// Read to choose how to publish; sent first.
+    first_picture: Option<I420Frame>,
+}
+
+/// Sources at least this wide are published as simulcast (their half size
+/// is still a useful picture); smaller ones as one stream.
+const SIMULCAST_MIN_WIDTH: usize = 640;
+
+/// A video source, its first picture, and how it will be published.
+type OpenedVideo = (
+    Option<Box<dyn VideoSource + Send>>,
+    Option<I420Frame>,
+    Publish,
+);
+
+/// Opens the video input and reads its first picture, which decides how
+/// to publish.
+fn open_video(options: &JoinOptions) -> Result<OpenedVideo, GroupCallError> {
+    let Some(mut source) = open_video_input(&options.video_in)? else {
+        return Ok((None, None, Publish::Audio));
+    };
+    let first = source.next_frame()?;
+    let publish = match &first {
+        Some(p) if p.width() >= SIMULCAST_MIN_WIDTH => Publish::Simulcast,
+        _ => Publish::Video,
+    };
+    Ok((Some(source), first, publish))
 }
 
 /// Waits for the next websocket frame, or forever without a messenger.
@@ -238,6 +270,7 @@ async fn run(
         socket,
         room,
         mut video_in,
+        mut first_picture,
     } = call;
     let local = candidate_addr(socket.local_addr()?);
     let mut audio_in = open_audio_input(&options.audio_in)?;
@@ -308,10 +341,17 @@ async fn run(
                         frame_rate: parley_media::video::FrameRate::fps(30),
                     };
                     let path = rec.dir.join("video.y4m");
-                    rec.video = Some(Y4mSink::create(&path, header).map_err(invalid)?);
+                    let size = (picture.width(), picture.height());
+                    rec.video = Some((Y4mSink::create(&path, header).map_err(invalid)?, size));
                 }
-                if let Some(sink) = &mut rec.video {
-                    sink.write_frame(&picture)?;
+                if let Some((sink, (w, h))) = &mut rec.video {
+                    // A simulcast layer switch changes the size; the file
+                    // keeps its first.
+                    if (picture.width(), picture.height()) == (*w, *h) {
+                        sink.write_frame(&picture)?;
+                    } else {
+                        sink.write_frame(&picture.scaled(*w, *h).map_err(invalid)?)?;
+                    }
                 }
             }
         }
@@ -393,7 +433,11 @@ async fn run(
                     && now >= next_video
                 {
                     next_video += video_period;
-                    if let Some(picture) = source.next_frame()? {
+                    let picture = match first_picture.take() {
+                        Some(first) => Some(first),
+                        None => source.next_frame()?,
+                    };
+                    if let Some(picture) = picture {
                         let pts = video_period * video_sent as u32;
                         video_sent += 1;
                         session.send_video(now, &picture, pts)?;
@@ -410,7 +454,7 @@ async fn run(
     audio_out.finish()?;
     for rec in recordings.values_mut() {
         rec.audio.finish()?;
-        if let Some(video) = &mut rec.video {
+        if let Some((video, _)) = &mut rec.video {
             video.flush().map_err(invalid)?;
         }
     }
@@ -423,6 +467,7 @@ async fn run(
             device: who.device,
             audio_frames: s.audio_frames,
             pictures: s.pictures,
+            layer_switches: s.layer_switches,
             decrypt_failures: s.decrypt_failures,
         })
         .collect();

@@ -81,7 +81,8 @@ pub struct ParticipantReport {
     pub frames_decoded: BTreeMap<String, u64>,
     /// Audio frames (packets) decrypted, by sender.
     pub audio_packets: BTreeMap<String, u64>,
-    /// Simulcast layer switches (0: one layer until simulcast lands).
+    /// Simulcast layer switches in what it received (picture size
+    /// changes, summed over senders).
     pub layer_switches: u64,
     /// The worst PESQ-WB over the senders it heard.
     pub pesq_wb_min: f64,
@@ -179,6 +180,7 @@ pub async fn run_group_demo(
             report
                 .audio_packets
                 .insert(peer.user.clone(), peer.audio_frames);
+            report.layer_switches += peer.layer_switches;
             let wav = record
                 .join(format!("{}-{}", peer.user, peer.device))
                 .join("audio.wav");

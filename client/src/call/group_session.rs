@@ -34,7 +34,10 @@ use parley_sfu::{CHANNEL_LABEL, ControlMessage, Participant, TrackKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::ChannelId;
 use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid};
+use str0m::media::{
+    Direction, Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid, Rid, Simulcast,
+    SimulcastLayer,
+};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcError};
 
@@ -44,8 +47,13 @@ use crate::call::media_session::{audio_packet, codec_pt};
 
 /// Opus bitrate, as in 1:1 calls.
 const OPUS_BITRATE_BPS: u32 = 48_000;
-/// Video bitrate per published stream (one layer until simulcast).
+/// Video bitrate of a single stream, or of simulcast's high layer.
 const VIDEO_BITRATE_BPS: u32 = 600_000;
+/// Bitrate of simulcast's low layer (half the width and height).
+const LOW_LAYER_BITRATE_BPS: u32 = 150_000;
+/// Simulcast layer names, highest first (the SFU's convention).
+const HIGH: &str = "h";
+const LOW: &str = "l";
 /// Keyframe requests to one sender at most this often.
 const PLI_INTERVAL: Duration = Duration::from_millis(200);
 /// An audio level above this (dBov) is flagged as voice activity.
@@ -66,6 +74,20 @@ pub enum GroupSessionError {
     /// Encryption failed.
     #[error(transparent)]
     E2ee(#[from] E2eeError),
+}
+
+/// What a participant publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Publish {
+    /// Audio only.
+    Audio,
+    /// Audio and one video stream.
+    Video,
+    /// Audio and video as two simulcast layers: `h` as captured and `l` at
+    /// half the width and height. The SFU sends each subscriber the layer
+    /// its bandwidth allows, and tells this session which layers nobody
+    /// receives (dynacast): those are not encoded.
+    Simulcast,
 }
 
 /// Where the participants' sender keys come from.
@@ -127,6 +149,8 @@ pub struct RemoteStats {
     pub audio_frames: u64,
     /// Pictures decoded.
     pub pictures: u64,
+    /// Times its picture size changed (the SFU switched simulcast layers).
+    pub layer_switches: u64,
     /// Frames that did not decrypt.
     pub decrypt_failures: u64,
     /// Keyframe requests sent for its video.
@@ -142,6 +166,8 @@ struct Remote {
     video_mid: Option<Mid>,
     last_pli: Option<Instant>,
     decrypt_failed: bool,
+    /// The size of its last picture.
+    last_size: Option<(usize, usize)>,
     stats: RemoteStats,
 }
 
@@ -168,6 +194,12 @@ pub struct GroupSession {
     keys: HashMap<(String, String), SenderDecryptor>,
     opus: OpusEncoder,
     h264: Option<H264Encoder>,
+    /// Simulcast's low layer encoder (`None`: not simulcast, or not
+    /// started).
+    h264_low: Option<H264Encoder>,
+    simulcast: bool,
+    /// Dynacast: the layers the SFU wants, high and low.
+    send_layers: [bool; 2],
     audio_time: u64,
     transmits: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<GroupEvent>,
@@ -182,7 +214,7 @@ impl GroupSession {
         now: Instant,
         local_addr: SocketAddr,
         room: &str,
-        video: bool,
+        publish: Publish,
         keys: GroupKeys,
     ) -> Result<(Self, String), GroupSessionError> {
         let mut rtc = Rtc::builder()
@@ -197,8 +229,12 @@ impl GroupSession {
         rtc.add_local_candidate(candidate);
         let mut change = rtc.sdp_api();
         let audio_mid = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-        let video_mid = video
-            .then(|| change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
+        let layers = (publish == Publish::Simulcast).then(|| Simulcast {
+            send: vec![SimulcastLayer::new(HIGH), SimulcastLayer::new(LOW)],
+            recv: vec![],
+        });
+        let video_mid = (publish != Publish::Audio)
+            .then(|| change.add_media(MediaKind::Video, Direction::SendOnly, None, None, layers));
         change.add_channel(CHANNEL_LABEL.to_string());
         let (offer, pending) = change
             .apply()
@@ -237,6 +273,9 @@ impl GroupSession {
             keys: HashMap::new(),
             opus,
             h264: None,
+            h264_low: None,
+            simulcast: publish == Publish::Simulcast,
+            send_layers: [true, true],
             audio_time: 0,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
@@ -281,6 +320,14 @@ impl GroupSession {
             .map(|r| (r.who.clone(), r.stats.clone()))
             .chain(self.departed.iter().cloned())
             .collect()
+    }
+
+    /// Simulcast: whether the high and the low layer are being sent
+    /// (dynacast turns off what nobody receives); `None` when not
+    /// simulcast.
+    pub fn simulcast_layers(&self) -> Option<(bool, bool)> {
+        self.simulcast
+            .then_some((self.send_layers[0], self.send_layers[1]))
     }
 
     /// The sender key in use.
@@ -413,7 +460,7 @@ impl GroupSession {
     }
 
     /// Encodes, encrypts and sends one picture captured `pts` into the
-    /// stream.
+    /// stream (both layers of it when simulcast, as the SFU wants them).
     pub fn send_video(
         &mut self,
         now: Instant,
@@ -423,34 +470,78 @@ impl GroupSession {
         let Some(mid) = self.video_mid.filter(|_| self.connected) else {
             return Ok(());
         };
-        let encoder = match &mut self.h264 {
-            Some(encoder) => encoder,
-            None => self.h264.insert(
-                H264Encoder::new(H264Config {
-                    width: picture.width(),
-                    height: picture.height(),
-                    bitrate_bps: VIDEO_BITRATE_BPS,
-                    max_fps: 30.0,
-                })
-                .map_err(|e| GroupSessionError::Media(e.to_string()))?,
-            ),
-        };
-        let Some(encoded) = encoder
-            .encode(picture, pts)
-            .map_err(|e| GroupSessionError::Media(e.to_string()))?
-        else {
-            return Ok(());
-        };
-        let sealed = self.encryptor.encrypt_h264(&encoded.data)?;
         let ticks = (pts.as_micros() * 90 / 1000) as u64;
+        let time = MediaTime::from_90khz(ticks);
+        if !self.simulcast {
+            let encoder = started(&mut self.h264, picture, VIDEO_BITRATE_BPS)?;
+            if let Some(data) = encode(encoder, picture, pts)? {
+                let sealed = self.encryptor.encrypt_h264(&data)?;
+                self.write_video(now, mid, None, time, sealed)?;
+            }
+            return self.drain(now);
+        }
+        if self.send_layers[0] {
+            let encoder = started(&mut self.h264, picture, VIDEO_BITRATE_BPS)?;
+            if let Some(data) = encode(encoder, picture, pts)? {
+                let sealed = self.encryptor.encrypt_h264(&data)?;
+                self.write_video(now, mid, Some(Rid::from(HIGH)), time, sealed)?;
+            }
+        }
+        if self.send_layers[1]
+            && let Some(small) = picture.downscale_half()
+        {
+            let encoder = started(&mut self.h264_low, &small, LOW_LAYER_BITRATE_BPS)?;
+            if let Some(data) = encode(encoder, &small, pts)? {
+                let sealed = self.encryptor.encrypt_h264(&data)?;
+                self.write_video(now, mid, Some(Rid::from(LOW)), time, sealed)?;
+            }
+        }
+        self.drain(now)
+    }
+
+    fn write_video(
+        &mut self,
+        now: Instant,
+        mid: Mid,
+        rid: Option<Rid>,
+        time: MediaTime,
+        sealed: Vec<u8>,
+    ) -> Result<(), GroupSessionError> {
         let Some(writer) = self.rtc.writer(mid) else {
             return Ok(());
         };
         let Some(pt) = codec_pt(&writer, Codec::H264) else {
             return Ok(());
         };
-        writer.write(pt, now, MediaTime::from_90khz(ticks), sealed)?;
-        self.drain(now)
+        let writer = match rid {
+            Some(rid) => writer.rid(rid),
+            None => writer,
+        };
+        writer.write(pt, now, time, sealed)?;
+        Ok(())
+    }
+
+    /// Dynacast: the SFU says which layers of our video anyone receives.
+    fn set_layers(&mut self, active: &[String]) {
+        let want = [HIGH, LOW].map(|rid| active.iter().any(|a| a == rid));
+        for (i, encoder) in [&mut self.h264, &mut self.h264_low].into_iter().enumerate() {
+            // A layer that comes back starts with a keyframe: its
+            // receivers have nothing to decode from.
+            if want[i]
+                && !self.send_layers[i]
+                && let Some(encoder) = encoder
+            {
+                encoder.request_keyframe();
+            }
+        }
+        if want != self.send_layers {
+            tracing::debug!(
+                high = want[0],
+                low = want[1],
+                "simulcast layers the SFU wants"
+            );
+        }
+        self.send_layers = want;
     }
 
     fn send_control(&mut self, message: &ControlMessage) {
@@ -492,8 +583,12 @@ impl GroupSession {
                     Err(e) => tracing::debug!(error = %e, "malformed SFU control message"),
                 }
             }
-            Event::KeyframeRequest(_) => {
-                if let Some(encoder) = &mut self.h264 {
+            Event::KeyframeRequest(request) => {
+                let encoder = match request.rid.as_deref() {
+                    Some(LOW) => &mut self.h264_low,
+                    _ => &mut self.h264,
+                };
+                if let Some(encoder) = encoder {
                     encoder.request_keyframe();
                 }
             }
@@ -546,6 +641,11 @@ impl GroupSession {
                             Ok(Some(picture)) => {
                                 remote.waiting_for_keyframe = false;
                                 remote.stats.pictures += 1;
+                                let size = (picture.width(), picture.height());
+                                if remote.last_size.is_some_and(|s| s != size) {
+                                    remote.stats.layer_switches += 1;
+                                }
+                                remote.last_size = Some(size);
                                 self.pictures.push_back((remote.who.clone(), picture));
                             }
                             Ok(None) => {}
@@ -643,6 +743,11 @@ impl GroupSession {
                 self.events
                     .push_back(GroupEvent::ActiveSpeaker(participant));
             }
+            ControlMessage::Layers { mid, active } => {
+                if self.video_mid.is_some_and(|m| *m == *mid) {
+                    self.set_layers(&active);
+                }
+            }
             ControlMessage::Answer { .. } | ControlMessage::Leave => {
                 tracing::debug!("the SFU sent a participant's control message");
             }
@@ -672,6 +777,7 @@ impl GroupSession {
                 video_mid: None,
                 last_pli: None,
                 decrypt_failed: false,
+                last_size: None,
                 stats: RemoteStats::default(),
             },
         );
@@ -698,6 +804,38 @@ impl GroupSession {
             remote.stats.plis_sent += 1;
         }
     }
+}
+
+/// `slot`'s encoder, started for `picture`'s size on first use.
+fn started<'a>(
+    slot: &'a mut Option<H264Encoder>,
+    picture: &I420Frame,
+    bitrate_bps: u32,
+) -> Result<&'a mut H264Encoder, GroupSessionError> {
+    if let Some(encoder) = slot {
+        return Ok(encoder);
+    }
+    let encoder = H264Encoder::new(H264Config {
+        width: picture.width(),
+        height: picture.height(),
+        bitrate_bps,
+        max_fps: 30.0,
+    })
+    .map_err(|e| GroupSessionError::Media(e.to_string()))?;
+    Ok(slot.insert(encoder))
+}
+
+/// One picture through `encoder`: Annex B, or `None` when rate control
+/// skipped it.
+fn encode(
+    encoder: &mut H264Encoder,
+    picture: &I420Frame,
+    pts: Duration,
+) -> Result<Option<Vec<u8>>, GroupSessionError> {
+    Ok(encoder
+        .encode(picture, pts)
+        .map_err(|e| GroupSessionError::Media(e.to_string()))?
+        .map(|e| e.data))
 }
 
 /// RFC 6464 level of a frame: dBov, -127 (silence) to 0 (full scale).

@@ -500,6 +500,9 @@ impl TestPeer {
                     ControlMessage::ActiveSpeaker { participant } => {
                         self.speakers.push(participant.user);
                     }
+                    // Dynacast: recorded in `control`; this publisher keeps
+                    // sending every layer regardless.
+                    ControlMessage::Layers { .. } => {}
                     ControlMessage::Answer { .. } | ControlMessage::Leave => {
                         panic!("{}: the SFU sent a participant's message", self.name)
                     }
