@@ -1248,6 +1248,7 @@ impl Peer {
             if let TrackOutState::Negotiating(m) = track.state {
                 track.state = TrackOutState::Open(m);
                 if track.kind == MediaKind::Video {
+                    crate::rtx::relax_resend_cap(&mut self.rtc, m, None);
                     opened.push((track.source.id, track.source_mid));
                 }
             }

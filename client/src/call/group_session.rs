@@ -295,6 +295,16 @@ impl GroupSession {
             .take()
             .ok_or_else(|| GroupSessionError::Sdp("no offer outstanding".into()))?;
         self.rtc.sdp_api().accept_answer(pending, answer)?;
+        if let Some(mid) = self.video_mid {
+            let rids = if self.simulcast {
+                vec![Some(Rid::from(HIGH)), Some(Rid::from(LOW))]
+            } else {
+                vec![None]
+            };
+            for rid in rids {
+                parley_sfu::rtx::relax_resend_cap(&mut self.rtc, mid, rid);
+            }
+        }
         self.drain(now)
     }
 

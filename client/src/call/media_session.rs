@@ -308,6 +308,9 @@ impl MediaSession {
             SdpAnswer::from_sdp_string(answer).map_err(|e| SessionError::Sdp(e.to_string()))?;
         let pending = self.pending.take().ok_or(SessionError::NoPendingOffer)?;
         self.rtc.sdp_api().accept_answer(pending, answer)?;
+        if let Some(mid) = self.video_mid {
+            parley_sfu::rtx::relax_resend_cap(&mut self.rtc, mid, None);
+        }
         self.drain(now)
     }
 
@@ -543,7 +546,10 @@ impl MediaSession {
             }
             Event::MediaAdded(added) => match added.kind {
                 MediaKind::Audio => self.audio_mid = Some(added.mid),
-                MediaKind::Video => self.video_mid = Some(added.mid),
+                MediaKind::Video => {
+                    self.video_mid = Some(added.mid);
+                    parley_sfu::rtx::relax_resend_cap(&mut self.rtc, added.mid, None);
+                }
             },
             Event::MediaData(data) if Some(data.mid) == self.audio_mid => {
                 self.stats.audio_bytes_received += data.data.len() as u64;
