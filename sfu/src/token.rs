@@ -60,6 +60,14 @@ impl TokenKey {
         Self(secret)
     }
 
+    /// A key from a configured secret string (SHA-256 of it): what
+    /// `parley-server --sfu-token-secret` and `parley loadtest
+    /// --token-secret` share.
+    pub fn from_secret_str(secret: &str) -> Self {
+        use sha2::Digest;
+        Self(Sha256::digest(secret.as_bytes()).into())
+    }
+
     /// A fresh random key: for an SFU embedded in the signaling process,
     /// where nothing else needs to know it.
     pub fn generate() -> Self {

@@ -61,6 +61,11 @@ struct Args {
     /// Run no SFU (no group calls).
     #[arg(long, conflicts_with_all = ["sfu_udp", "public_sfu_udp"])]
     no_sfu: bool,
+    /// Secret the SFU's join tokens are signed with (a random one when
+    /// omitted). Give it to tools that join rooms directly, such as
+    /// `parley loadtest --token-secret`.
+    #[arg(long, env = "PARLEY_SFU_TOKEN_SECRET", conflicts_with = "no_sfu")]
+    sfu_token_secret: Option<String>,
     /// Serve the browser demo at /demo and let anyone join demo rooms
     /// (media keyed by a room passphrase). Anyone who reaches the server
     /// can then use its SFU: for trying Parley, not for production.
@@ -114,7 +119,10 @@ async fn main() -> anyhow::Result<()> {
             let (socket, public) = parley_sfu::server::bind(udp, args.public_sfu_udp)
                 .await
                 .with_context(|| format!("binding SFU UDP {udp}"))?;
-            let key = parley_sfu::TokenKey::generate();
+            let key = match &args.sfu_token_secret {
+                Some(secret) => parley_sfu::TokenKey::from_secret_str(secret),
+                None => parley_sfu::TokenKey::generate(),
+            };
             let handle =
                 parley_sfu::server::start(socket, parley_sfu::SfuConfig::new(public, key.clone()));
             Some(group_calls::GroupCalls {

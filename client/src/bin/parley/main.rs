@@ -163,6 +163,39 @@ enum Command {
         #[command(flatten)]
         media: call::MediaArgs,
     },
+    /// Load an SFU with synthetic publishers and subscribers (like
+    /// LiveKit's lk load-test) and report forwarded packets/s, latency,
+    /// loss and the SFU process's CPU and memory.
+    Loadtest {
+        /// The server fronting the SFU (its /v1/sfu/join), e.g.
+        /// http://127.0.0.1:8443.
+        #[arg(long)]
+        sfu: String,
+        /// The SFU's token secret (parley-server --sfu-token-secret).
+        #[arg(long, env = "PARLEY_SFU_TOKEN_SECRET")]
+        token_secret: String,
+        /// Participants sending media.
+        #[arg(long, default_value_t = 2)]
+        publishers: usize,
+        /// Participants only receiving.
+        #[arg(long, default_value_t = 8)]
+        subscribers: usize,
+        /// Seconds measured (after everyone connected and 2 s of warm-up).
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Publish 640x480 H.264 as well as Opus.
+        #[arg(long)]
+        video: bool,
+        /// Room to load.
+        #[arg(long, default_value = "loadtest")]
+        room: String,
+        /// The SFU's process id (found from its UDP port when omitted).
+        #[arg(long)]
+        sfu_pid: Option<u32>,
+        /// Also write the report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Self-contained demos that need no devices and no running server.
     Demo {
         #[command(subcommand)]
@@ -193,8 +226,9 @@ enum DemoCommand {
         seed: u64,
     },
     /// An embedded server with its SFU and N headless participants in one
-    /// group call (synthetic speech and test pattern, sender keys over
-    /// E2E, SFrame through the SFU), then what each received.
+    /// demo room (synthetic speech and test pattern, SFrame through the
+    /// SFU, keys from a passphrase), which a browser can join; then what
+    /// each received.
     Group {
         /// Participants (2 to 8).
         #[arg(long, default_value_t = 3)]
@@ -306,6 +340,32 @@ async fn main() -> anyhow::Result<()> {
             }
             .context("sending")?;
             println!("sent {id}");
+        }
+        Command::Loadtest {
+            sfu,
+            token_secret,
+            publishers,
+            subscribers,
+            duration,
+            video,
+            room,
+            sfu_pid,
+            json,
+        } => {
+            loadtest(
+                parley_client::loadtest::LoadTestOptions {
+                    server: sfu,
+                    token_secret,
+                    room,
+                    publishers,
+                    subscribers,
+                    duration: std::time::Duration::from_secs_f64(duration.max(0.0)),
+                    video,
+                    sfu_pid,
+                },
+                json,
+            )
+            .await?
         }
         Command::Demo {
             demo:
@@ -580,6 +640,54 @@ fn print_demo_report(report: &demo::DemoReport) {
             d.decrypt_failures
         );
     }
+}
+
+/// `parley loadtest`: runs it and prints a table (and JSON).
+async fn loadtest(
+    options: parley_client::loadtest::LoadTestOptions,
+    json: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    if options.publishers == 0 || options.duration.is_zero() {
+        anyhow::bail!("a load test needs at least one publisher and a duration");
+    }
+    eprintln!(
+        "loadtest: {} publishers, {} subscribers, {} for {:?} ...",
+        options.publishers,
+        options.subscribers,
+        if options.video {
+            "audio + video"
+        } else {
+            "audio"
+        },
+        options.duration
+    );
+    let r = parley_client::loadtest::run_loadtest(options)
+        .await
+        .context("load test")?;
+    let opt = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.1}"));
+    println!(
+        "| publishers | subscribers | forwarded pkt/s | kbit/s | loss % | latency p50 / p99 / p99.9 ms | SFU CPU % | SFU RSS MiB |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "| {} | {} | {:.0} | {:.0} | {:.2} | {:.2} / {:.2} / {:.2} | {} | {} |",
+        r.publishers,
+        r.subscribers,
+        r.forwarded_pps,
+        r.forwarded_kbps,
+        r.loss_pct,
+        r.latency_ms_p50,
+        r.latency_ms_p99,
+        r.latency_ms_p999,
+        opt(r.sfu_cpu_pct),
+        opt(r.sfu_rss_mib)
+    );
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&r)?;
+        std::fs::write(&path, text + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
 }
 
 async fn open(server: &Endpoint, dir: &std::path::Path) -> anyhow::Result<Messenger> {
