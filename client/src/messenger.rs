@@ -771,14 +771,7 @@ impl Messenger {
         token: &str,
         offer: &str,
     ) -> Result<String, MessengerError> {
-        let request = parley_signaling::api::SfuJoinRequest {
-            room: room.to_string(),
-            token: token.to_string(),
-            offer: offer.to_string(),
-        };
-        let joined: parley_signaling::api::SfuJoinAnswer =
-            self.post("/v1/sfu/join", &request, "SFU join").await?;
-        Ok(joined.answer)
+        sfu_join(&self.http, &self.state.server, room, token, offer).await
     }
 
     /// Creates a group with this user as owner and only member.
@@ -1289,22 +1282,26 @@ impl DemoRoom {
         token: &str,
         offer: &str,
     ) -> Result<String, MessengerError> {
-        let request = parley_signaling::api::SfuJoinRequest {
-            room: room.to_string(),
-            token: token.to_string(),
-            offer: offer.to_string(),
-        };
-        let joined: parley_signaling::api::SfuJoinAnswer = post_json(
-            &self.http,
-            &self.server,
-            "/v1/sfu/join",
-            None,
-            &request,
-            "SFU join",
-        )
-        .await?;
-        Ok(joined.answer)
+        sfu_join(&self.http, &self.server, room, token, offer).await
     }
+}
+
+/// `POST /v1/sfu/join`: the join token is the credential (no bearer).
+async fn sfu_join(
+    http: &reqwest::Client,
+    server: &str,
+    room: &str,
+    token: &str,
+    offer: &str,
+) -> Result<String, MessengerError> {
+    let request = parley_signaling::api::SfuJoinRequest {
+        room: room.to_string(),
+        token: token.to_string(),
+        offer: offer.to_string(),
+    };
+    let joined: parley_signaling::api::SfuJoinAnswer =
+        post_json(http, server, "/v1/sfu/join", None, &request, "SFU join").await?;
+    Ok(joined.answer)
 }
 
 async fn post_json<T: serde::de::DeserializeOwned>(

@@ -237,3 +237,43 @@ impl Drop for Process {
         let _ = self.child.wait();
     }
 }
+
+/// Starts `parley-server` from `command` (which names the binary and its
+/// arguments), logging to `log`; returns the process and its HTTP URL.
+pub fn start_server(command: Command, log: &Path) -> (Process, String) {
+    let mut server = Process::spawn("parley-server", command, log);
+    let line = server.wait_for("listening on", Duration::from_secs(20));
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .expect("the server prints its URL")
+        .to_string();
+    (server, url)
+}
+
+/// The last line of a `--stats-json` file: the call's summary.
+pub fn summary(path: &Path) -> serde_json::Value {
+    let text = std::fs::read_to_string(path).unwrap();
+    let last = text.lines().last().expect("stats file is empty");
+    let value: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(value["type"], "summary", "{last}");
+    value
+}
+
+/// Writes `seconds` of the numbered test pattern at `width` x `height`,
+/// 30 fps, numbered from `first`, as a Y4M file.
+pub fn write_pattern(path: &Path, (width, height): (usize, usize), first: u64, seconds: u64) {
+    use parley_media::test_pattern::TestPatternSource;
+    use parley_media::video::{FrameRate, VideoSink};
+    use parley_media::y4m_file::{Y4mHeader, Y4mSink};
+    let header = Y4mHeader {
+        width,
+        height,
+        frame_rate: FrameRate::fps(30),
+    };
+    let mut sink = Y4mSink::create(path, header).unwrap();
+    let pattern = TestPatternSource::new(width, height, FrameRate::fps(30)).unwrap();
+    for i in 0..seconds * 30 {
+        sink.write_frame(&pattern.frame(first + i)).unwrap();
+    }
+}

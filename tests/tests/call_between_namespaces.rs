@@ -22,7 +22,7 @@ use parley_media::test_pattern::{TestPatternSource, read_frame_number};
 use parley_media::video::{FrameRate, VideoSink, VideoSource};
 use parley_media::wav_file::{read_wav, write_wav};
 use parley_media::y4m_file::{Y4mHeader, Y4mSink, Y4mSource};
-use parley_tests::{NetNs, Process, binary, link, namespaces_available};
+use parley_tests::{NetNs, Process, binary, link, namespaces_available, start_server, summary};
 
 const SECONDS: usize = 10;
 const FPS: u32 = 30;
@@ -54,13 +54,7 @@ fn video_call_between_two_namespaces_with_loss() {
     server_cmd
         .arg("--db")
         .arg(format!("sqlite://{}", dir.join("server.db").display()));
-    let mut server = Process::spawn("parley-server", server_cmd, &dir.join("server.log"));
-    let line = server.wait_for("listening on", Duration::from_secs(20));
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("the server prints its URL")
-        .to_string();
+    let (server, url) = start_server(server_cmd, &dir.join("server.log"));
 
     let parley = |ns: &NetNs, home: &str, args: &[&str]| {
         let mut command = ns.command(binary("parley"));
@@ -218,15 +212,6 @@ fn write_inputs(speech: &Path, pattern: &Path) -> Vec<i16> {
             .unwrap();
     }
     samples
-}
-
-/// The last line of a `--stats-json` file: the call's summary.
-fn summary(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path).unwrap();
-    let last = text.lines().last().expect("stats file is empty");
-    let value: serde_json::Value = serde_json::from_str(last).unwrap();
-    assert_eq!(value["type"], "summary", "{last}");
-    value
 }
 
 /// Percent of the shown span spent frozen, by WebRTC's definition (see

@@ -19,10 +19,10 @@ use std::time::Duration;
 use parley_media::quality::psnr;
 use parley_media::speech::speech_clip;
 use parley_media::test_pattern::{TestPatternSource, read_frame_number};
-use parley_media::video::{FrameRate, VideoSink, VideoSource};
+use parley_media::video::{FrameRate, VideoSource};
 use parley_media::wav_file::write_wav;
-use parley_media::y4m_file::{Y4mHeader, Y4mSink, Y4mSource};
-use parley_tests::{Process, binary};
+use parley_media::y4m_file::Y4mSource;
+use parley_tests::{Process, binary, start_server, summary, write_pattern};
 
 const FPS: u32 = 30;
 const ROOM: &str = "browser-test";
@@ -62,21 +62,15 @@ fn a_browser_and_two_cli_participants_share_an_encrypted_room() {
         &turn(&clip, (0.0, seconds), seconds, 0.003),
     )
     .unwrap();
-    write_pattern(&dir.join("browser.y4m"), 640, 480, 0, 10);
-    write_pattern(&dir.join("alice.y4m"), 320, 240, 10_000, CLI_SECONDS + 4);
-    write_pattern(&dir.join("bob.y4m"), 320, 240, 20_000, CLI_SECONDS + 4);
+    write_pattern(&dir.join("browser.y4m"), (640, 480), 0, 10);
+    write_pattern(&dir.join("alice.y4m"), (320, 240), 10_000, CLI_SECONDS + 4);
+    write_pattern(&dir.join("bob.y4m"), (320, 240), 20_000, CLI_SECONDS + 4);
 
     let mut server_cmd = Command::new(binary("parley-server"));
     server_cmd
         .args(["--listen", "127.0.0.1:0", "--demo", "--data-dir"])
         .arg(dir.join("server"));
-    let mut server = Process::spawn("parley-server", server_cmd, &dir.join("server.log"));
-    let line = server.wait_for("listening on", Duration::from_secs(20));
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("the server prints its URL")
-        .to_string();
+    let (server, url) = start_server(server_cmd, &dir.join("server.log"));
 
     let join = |name: &str| {
         let path = |f: String| dir.join(f).display().to_string();
@@ -235,25 +229,4 @@ fn turn(clip: &[i16], (from, to): (f64, f64), seconds: f64, gain: f64) -> Vec<i1
             }
         })
         .collect()
-}
-
-fn write_pattern(path: &Path, width: usize, height: usize, first: u64, seconds: u64) {
-    let header = Y4mHeader {
-        width,
-        height,
-        frame_rate: FrameRate::fps(FPS),
-    };
-    let mut sink = Y4mSink::create(path, header).unwrap();
-    let pattern = TestPatternSource::new(width, height, FrameRate::fps(FPS)).unwrap();
-    for i in 0..seconds * u64::from(FPS) {
-        sink.write_frame(&pattern.frame(first + i)).unwrap();
-    }
-}
-
-fn summary(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path).unwrap();
-    let last = text.lines().last().expect("stats file is empty");
-    let value: serde_json::Value = serde_json::from_str(last).unwrap();
-    assert_eq!(value["type"], "summary", "{last}");
-    value
 }

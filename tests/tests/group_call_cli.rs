@@ -4,18 +4,16 @@
 //! envelopes. Each records the other, and the recordings show the other's
 //! pictures (by number) and speech.
 
-use std::path::Path;
 use std::time::Duration;
 
 use parley_media::speech::speech_clip;
-use parley_media::test_pattern::{TestPatternSource, read_frame_number};
-use parley_media::video::{FrameRate, VideoSink, VideoSource};
+use parley_media::test_pattern::read_frame_number;
+use parley_media::video::VideoSource;
 use parley_media::wav_file::{read_wav, write_wav};
-use parley_media::y4m_file::{Y4mHeader, Y4mSink, Y4mSource};
-use parley_tests::{Process, binary};
+use parley_media::y4m_file::Y4mSource;
+use parley_tests::{Process, binary, start_server, summary, write_pattern};
 
 const SECONDS: u64 = 6;
-const FPS: u32 = 30;
 
 #[test]
 fn two_members_see_and_hear_each_other_through_the_sfu() {
@@ -26,20 +24,19 @@ fn two_members_see_and_hear_each_other_through_the_sfu() {
     let speech = dir.join("speech.wav");
     write_wav(&speech, &speech_clip().unwrap()).unwrap();
     for (name, first) in [("alice", 0), ("bob", 10_000)] {
-        write_pattern(&dir.join(format!("{name}.y4m")), first);
+        write_pattern(
+            &dir.join(format!("{name}.y4m")),
+            (320, 240),
+            first,
+            SECONDS + 4,
+        );
     }
 
     let mut server_cmd = std::process::Command::new(binary("parley-server"));
     server_cmd
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.join("server"));
-    let mut server = Process::spawn("parley-server", server_cmd, &dir.join("server.log"));
-    let line = server.wait_for("listening on", Duration::from_secs(20));
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("the server prints its URL")
-        .to_string();
+    let (server, url) = start_server(server_cmd, &dir.join("server.log"));
     let parley = |home: &str, args: &[&str]| {
         let mut command = std::process::Command::new(binary("parley"));
         command
@@ -131,25 +128,4 @@ fn two_members_see_and_hear_each_other_through_the_sfu() {
         );
     }
     drop(server);
-}
-
-fn write_pattern(path: &Path, first: u64) {
-    let header = Y4mHeader {
-        width: 320,
-        height: 240,
-        frame_rate: FrameRate::fps(FPS),
-    };
-    let mut sink = Y4mSink::create(path, header).unwrap();
-    let pattern = TestPatternSource::new(320, 240, FrameRate::fps(FPS)).unwrap();
-    for i in 0..(SECONDS + 4) * u64::from(FPS) {
-        sink.write_frame(&pattern.frame(first + i)).unwrap();
-    }
-}
-
-fn summary(path: &Path) -> serde_json::Value {
-    let text = std::fs::read_to_string(path).unwrap();
-    let last = text.lines().last().expect("stats file is empty");
-    let value: serde_json::Value = serde_json::from_str(last).unwrap();
-    assert_eq!(value["type"], "summary", "{last}");
-    value
 }

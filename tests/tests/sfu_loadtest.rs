@@ -6,9 +6,8 @@
 //! wrong secret is refused with a clear error.
 
 use std::process::Command;
-use std::time::Duration;
 
-use parley_tests::{Process, binary};
+use parley_tests::{binary, start_server};
 
 #[test]
 fn the_load_generator_measures_a_real_sfu() {
@@ -18,13 +17,7 @@ fn the_load_generator_measures_a_real_sfu() {
         .args(["--listen", "127.0.0.1:0", "--sfu-token-secret", "s3cret"])
         .arg("--data-dir")
         .arg(dir.path().join("server"));
-    let mut server = Process::spawn("parley-server", server_cmd, &dir.path().join("server.log"));
-    let line = server.wait_for("listening on", Duration::from_secs(20));
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .expect("the server prints its URL")
-        .to_string();
+    let (server, url) = start_server(server_cmd, &dir.path().join("server.log"));
 
     let report = dir.path().join("load.json");
     let out = Command::new(binary("parley"))
