@@ -335,7 +335,6 @@ async fn join(
     publisher: bool,
 ) -> Result<Joined, LoadTestError> {
     let socket = UdpSocket::bind("127.0.0.1:0")?;
-    socket.set_read_timeout(Some(Duration::from_millis(2)))?;
     let local = socket.local_addr()?;
     let now = Instant::now();
     let mut rtc = Rtc::builder()
@@ -436,6 +435,16 @@ impl Participant {
         let mut buf = vec![0u8; 2048];
         let mut timeout = Instant::now();
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            // Sleep in recv until str0m's next timer or the next frame to
+            // send, so idle participants cost the generator nothing.
+            let wake = match (self.publisher && self.connected, self.started) {
+                (true, Some(started)) => timeout.min(started + self.next_send_at()),
+                _ => timeout,
+            };
+            let wait = wake
+                .saturating_duration_since(Instant::now())
+                .clamp(Duration::from_micros(200), Duration::from_millis(20));
+            let _ = self.socket.set_read_timeout(Some(wait));
             if let Ok((n, from)) = self.socket.recv_from(&mut buf) {
                 let now = Instant::now();
                 if let Ok(contents) = buf[..n].try_into() {
@@ -464,6 +473,21 @@ impl Participant {
                 Some(t) => t,
                 None => return,
             };
+        }
+        // Leave at once rather than leave the SFU to time us out.
+        if let Some(mut channel) = self.channel.and_then(|c| self.rtc.channel(c)) {
+            let _ = channel.write(false, ControlMessage::Leave.to_json().as_bytes());
+        }
+        self.drain(tally, epoch);
+    }
+
+    /// When the next audio or video frame is due, from the start.
+    fn next_send_at(&self) -> Duration {
+        let audio = Duration::from_millis(20 * self.next_audio);
+        if self.video {
+            audio.min(Duration::from_secs(self.next_video) / 30)
+        } else {
+            audio
         }
     }
 
