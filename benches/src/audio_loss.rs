@@ -60,9 +60,9 @@ pub struct Condition {
     pub loss_pct: u8,
 }
 
-/// The conditions the issue asks for: random 0-30 %, bursty 10 and 20 %.
+/// The standard sweep: random 0-40 %, bursty 10 and 20 %.
 pub fn standard_conditions() -> Vec<Condition> {
-    let random = [0, 5, 10, 20, 30].map(|loss_pct| Condition {
+    let random = [0, 5, 10, 20, 30, 40].map(|loss_pct| Condition {
         kind: LossKind::Random,
         loss_pct,
     });

@@ -1,7 +1,7 @@
 //! `parley-bench`: Parley's benchmarks from the command line.
 //!
 //! ```text
-//! parley-bench audio-loss [--runs 3] [--seed 1] [--json FILE]
+//! parley-bench audio-loss [--runs 3] [--seed 1] [--json FILE] [--report DIR]
 //! parley-bench signaling [--devices 1000] [--messages 20000] [--db URL] [--json FILE]
 //! ```
 
@@ -42,6 +42,10 @@ enum Command {
         /// Also write the rows as a JSON array to this file.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Write a report here: CSV, the markdown table, and SVG plots of
+        /// PESQ-WB against loss (a line per protection).
+        #[arg(long)]
+        report: Option<PathBuf>,
     },
     /// Many devices on one parley-server process: messages/s, delivery
     /// latency p50/p99, and server memory per idle websocket.
@@ -72,7 +76,8 @@ fn main() -> anyhow::Result<()> {
             protections,
             threads,
             json,
-        } => audio_loss(runs, seed, protections, threads, json),
+            report,
+        } => audio_loss(runs, seed, protections, threads, json, report),
         Command::Signaling {
             devices,
             messages,
@@ -137,6 +142,7 @@ fn audio_loss(
     protections: Vec<Protection>,
     threads: Option<usize>,
     json: Option<PathBuf>,
+    report: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let speech = parley_media::speech::speech_clip().context("loading the speech clip")?;
     let bench = AudioLossBench {
@@ -185,6 +191,11 @@ fn audio_loss(
         let text = serde_json::to_string_pretty(&rows)?;
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         eprintln!("wrote {}", path.display());
+    }
+    if let Some(dir) = report {
+        for path in parley_bench::report::write_audio_loss_report(&dir, &rows, &protections)? {
+            eprintln!("wrote {}", path.display());
+        }
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The audio-loss benchmark repeats exactly from its seed, shows FEC
-//! beating no protection, and writes the documented JSON rows.
+//! beating no protection, and writes the documented JSON rows and its
+//! report (CSV, markdown, SVG plots).
 
 use std::process::Command;
 
@@ -55,6 +56,8 @@ fn binary_writes_the_documented_json_rows() {
             "--json",
         ])
         .arg(&json)
+        .arg("--report")
+        .arg(dir.join("report"))
         .output()
         .unwrap();
     assert!(
@@ -71,7 +74,7 @@ fn binary_writes_the_documented_json_rows() {
 
     let rows: Vec<serde_json::Value> =
         serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    assert_eq!(rows.len(), 7, "5 random + 2 gilbert conditions");
+    assert_eq!(rows.len(), 8, "6 random + 2 gilbert conditions");
     for row in &rows {
         assert!(
             matches!(row["loss_model"].as_str(), Some("random" | "gilbert")),
@@ -86,6 +89,24 @@ fn binary_writes_the_documented_json_rows() {
     let lossless = &rows[0];
     assert_eq!(lossless["loss_pct"], 0);
     assert!(lossless["pesq_wb"].as_f64().unwrap() > 4.5, "{lossless}");
+
+    // The report: a CSV row per JSON row, the table, a plot per loss model
+    // with a line for the protection run.
+    let report = dir.join("report");
+    let csv = std::fs::read_to_string(report.join("audio-loss.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + rows.len(), "{csv}");
+    assert!(
+        csv.lines().nth(1).unwrap().starts_with("random,0,fec,"),
+        "{csv}"
+    );
+    let md = std::fs::read_to_string(report.join("audio-loss.md")).unwrap();
+    assert!(md.contains("| random | 40 |"), "{md}");
+    for model in ["random", "gilbert"] {
+        let svg = std::fs::read_to_string(report.join(format!("audio-loss-{model}.svg"))).unwrap();
+        assert!(svg.starts_with("<svg"), "{model}");
+        assert!(svg.contains("PESQ-WB"), "{model}");
+        assert!(svg.contains("<polyline"), "{model}: no line drawn");
+    }
 }
 
 #[test]
