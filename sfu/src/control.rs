@@ -97,6 +97,16 @@ pub enum ControlMessage {
         /// The SDP answer.
         sdp: String,
     },
+    /// Participant -> SFU: on its receiving line `mid`, send at most
+    /// simulcast layer `rid` (the size it shows that video at: a small tile
+    /// asks for `l`); `None` lifts the cap. The bandwidth estimate still
+    /// chooses below it.
+    MaxLayer {
+        /// The participant's receiving media line.
+        mid: String,
+        /// Highest layer wanted, or `None` for any.
+        rid: Option<String>,
+    },
     /// Participant -> SFU: leaving now (the SFU removes it at once rather
     /// than waiting for its timeout).
     Leave,

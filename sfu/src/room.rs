@@ -236,6 +236,8 @@ struct TrackOut {
     state: TrackOutState,
     /// The source's simulcast layers, highest first (empty: one stream).
     rids: Vec<Rid>,
+    /// The highest layer the subscriber asked for (`MaxLayer`).
+    max_layer: Option<Rid>,
     /// The layer being forwarded.
     layer: Option<Rid>,
     /// The layer wanted; it replaces `layer` at its next keyframe.
@@ -256,6 +258,7 @@ impl TrackOut {
             kind: track.kind,
             state: TrackOutState::ToOpen,
             rids: track.rids.clone(),
+            max_layer: None,
             layer: None,
             target: None,
             time_offset: 0,
@@ -263,8 +266,15 @@ impl TrackOut {
         }
     }
 
-    /// The layer to forward for a per-track budget of `kbps`.
+    /// The layer to forward for a per-track budget of `kbps`, at most the
+    /// layer the subscriber asked for.
     fn choose(&self, kbps: f64) -> Option<Rid> {
+        // Layers are listed highest first: skip those above the cap.
+        let allowed = self
+            .max_layer
+            .and_then(|max| self.rids.iter().position(|r| *r == max))
+            .unwrap_or(0);
+        let rids = &self.rids[allowed..];
         let fits = |rid: &Rid| {
             let need = layer_kbps(rid);
             // Staying needs the rate; moving up needs headroom over it.
@@ -274,11 +284,7 @@ impl TrackOut {
                 kbps >= need * LAYER_UP_HEADROOM
             }
         };
-        self.rids
-            .iter()
-            .find(|rid| fits(rid))
-            .or(self.rids.last())
-            .copied()
+        rids.iter().find(|rid| fits(rid)).or(rids.last()).copied()
     }
 }
 
@@ -1015,6 +1021,17 @@ impl Peer {
                                 kind: KeyframeRequestKind::Fir,
                             });
                         }
+                    }
+                    Ok(ControlMessage::MaxLayer { mid, rid }) => {
+                        let track = self
+                            .tracks_out
+                            .iter_mut()
+                            .find(|t| matches!(t.state, TrackOutState::Open(m) if *m == *mid));
+                        match track {
+                            Some(track) => track.max_layer = rid.as_deref().map(Rid::from),
+                            None => stats.bad_control_messages += 1,
+                        }
+                        self.choose_layers(work);
                     }
                     Ok(ControlMessage::Leave) => self.gone = Some(LeaveReason::Left),
                     Ok(other) => {

@@ -4,14 +4,15 @@
 //! 640x480, bob 320x240; when bob's limit lifts he moves up to 640x480.
 //! Every switch happens at a keyframe: no decode errors, pictures in order.
 //! Dynacast: alice is told to send both layers while both are watched,
-//! then only the high one.
+//! then only the high one. A subscriber that asks for at most the low
+//! layer (a small tile) gets it whatever its bandwidth.
 
 mod common;
 
 use std::time::Duration;
 
 use common::{TestPeer, TestSfu, drive};
-use parley_sfu::ControlMessage;
+use parley_sfu::{ControlMessage, TrackKind};
 
 /// The last `n` pictures from `user` are all `width` wide.
 fn settled(peer: &TestPeer, user: &str, width: usize, n: usize) -> bool {
@@ -86,6 +87,24 @@ fn each_subscriber_gets_the_layer_its_bandwidth_allows() {
     let both = vec!["h".to_string(), "l".to_string()];
     assert!(layers.contains(&both), "{layers:?}");
     assert_eq!(layers.last(), Some(&vec!["h".to_string()]), "{layers:?}");
+    // Carol shows alice small: she asks for at most the low layer and
+    // gets it though her bandwidth would carry the high one.
+    let line = carol
+        .tracks
+        .iter()
+        .find(|(_, (kind, who))| *kind == TrackKind::Video && who.user == "alice")
+        .map(|(mid, _)| mid.to_string())
+        .expect("carol has alice's video line");
+    carol.send_control(&ControlMessage::MaxLayer {
+        mid: line,
+        rid: Some("l".into()),
+    });
+    drive(
+        &mut [&mut alice, &mut bob, &mut carol],
+        Duration::from_secs(20),
+        |p| settled(p[2], "alice", 320, 30),
+    );
+    assert_eq!(carol.decode_errors, 0);
     let widths = bob.from("alice").widths;
     eprintln!(
         "bob: {} pictures at 320, {} at 640; layer switches {}",

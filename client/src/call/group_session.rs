@@ -758,7 +758,9 @@ impl GroupSession {
                     self.set_layers(&active);
                 }
             }
-            ControlMessage::Answer { .. } | ControlMessage::Leave => {
+            ControlMessage::Answer { .. }
+            | ControlMessage::MaxLayer { .. }
+            | ControlMessage::Leave => {
                 tracing::debug!("the SFU sent a participant's control message");
             }
         }

@@ -143,7 +143,7 @@ pub struct TestPeer {
     started: Option<Instant>,
     audio_sent: u64,
     video_sent: u64,
-    tracks: HashMap<Mid, (TrackKind, Participant)>,
+    pub tracks: HashMap<Mid, (TrackKind, Participant)>,
     decoders: HashMap<Mid, H264Decoder>,
     /// Who the SFU says this participant is.
     pub me: Option<Participant>,
@@ -503,7 +503,9 @@ impl TestPeer {
                     // Dynacast: recorded in `control`; this publisher keeps
                     // sending every layer regardless.
                     ControlMessage::Layers { .. } => {}
-                    ControlMessage::Answer { .. } | ControlMessage::Leave => {
+                    ControlMessage::Answer { .. }
+                    | ControlMessage::MaxLayer { .. }
+                    | ControlMessage::Leave => {
                         panic!("{}: the SFU sent a participant's message", self.name)
                     }
                 }
