@@ -152,25 +152,10 @@ pub async fn join_group(
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<GroupCallSummary, GroupCallError> {
     let grant = m.group_call(group).await?;
-    let socket = media_socket(m.server(), options.bind).await?;
-    let local = candidate_addr(socket.local_addr()?);
-    let (video_in, first_picture, publish) = open_video(options)?;
-    let (mut session, offer) = GroupSession::offer(
-        Instant::now(),
-        local,
-        &grant.room,
-        publish,
-        GroupKeys::SenderKeys,
-    )?;
-    let answer = m.sfu_join(&grant.room, &grant.token, &offer).await?;
-    session.accept_answer(Instant::now(), &answer)?;
-    let call = Call {
-        session,
-        socket,
-        room: grant.room,
-        video_in,
-        first_picture,
-    };
+    let (mut call, offer) =
+        Call::offer(m.server(), grant.room, GroupKeys::SenderKeys, options).await?;
+    let answer = m.sfu_join(&call.room, &grant.token, &offer).await?;
+    call.session.accept_answer(Instant::now(), &answer)?;
     run(call, Some((m, conn)), options, events, stop).await
 }
 
@@ -186,25 +171,14 @@ pub async fn join_demo_room(
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<GroupCallSummary, GroupCallError> {
     let grant = server.join(room, name).await?;
-    let socket = media_socket(server.server(), options.bind).await?;
-    let local = candidate_addr(socket.local_addr()?);
-    let (video_in, first_picture, publish) = open_video(options)?;
     let keys = GroupKeys::Passphrase {
         passphrase: passphrase.to_string(),
-        user: grant.user.clone(),
-        device: grant.device.clone(),
+        user: grant.user,
+        device: grant.device,
     };
-    let (mut session, offer) =
-        GroupSession::offer(Instant::now(), local, &grant.room, publish, keys)?;
-    let answer = server.sfu_join(&grant.room, &grant.token, &offer).await?;
-    session.accept_answer(Instant::now(), &answer)?;
-    let call = Call {
-        session,
-        socket,
-        room: grant.room,
-        video_in,
-        first_picture,
-    };
+    let (mut call, offer) = Call::offer(server.server(), grant.room, keys, options).await?;
+    let answer = server.sfu_join(&call.room, &grant.token, &offer).await?;
+    call.session.accept_answer(Instant::now(), &answer)?;
     run(call, None, options, events, stop).await
 }
 
@@ -216,6 +190,30 @@ struct Call {
     video_in: Option<Box<dyn VideoSource + Send>>,
     /// Read to choose how to publish; sent first.
     first_picture: Option<I420Frame>,
+}
+
+impl Call {
+    /// Opens the media socket (toward `server`) and the video source, and
+    /// makes the session's offer for the SFU.
+    async fn offer(
+        server: &str,
+        room: String,
+        keys: GroupKeys,
+        options: &JoinOptions,
+    ) -> Result<(Self, String), GroupCallError> {
+        let socket = media_socket(server, options.bind).await?;
+        let local = candidate_addr(socket.local_addr()?);
+        let (video_in, first_picture, publish) = open_video(options)?;
+        let (session, offer) = GroupSession::offer(Instant::now(), local, &room, publish, keys)?;
+        let call = Self {
+            session,
+            socket,
+            room,
+            video_in,
+            first_picture,
+        };
+        Ok((call, offer))
+    }
 }
 
 /// Sources at least this wide are published as simulcast (their half size
