@@ -10,7 +10,6 @@
 //! codec cost. Every protection of a condition sees the same loss pattern
 //! (same seed); a condition's score is the mean over `runs` seeds.
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use parley_media::audio_simulation::AudioSimulation;
@@ -136,37 +135,11 @@ impl AudioLossBench {
             .iter()
             .flat_map(|&c| self.protections.iter().map(move |&p| (c, p)))
             .collect();
-        let next = Mutex::new(0usize);
-        let results: Mutex<Vec<Option<Result<Row, BenchError>>>> =
-            Mutex::new((0..jobs.len()).map(|_| None).collect());
-        std::thread::scope(|scope| {
-            for _ in 0..self.threads.max(1) {
-                scope.spawn(|| {
-                    loop {
-                        let i = {
-                            let mut n = next.lock().expect("no panics while held");
-                            let i = *n;
-                            *n += 1;
-                            i
-                        };
-                        let Some(&(condition, protection)) = jobs.get(i) else {
-                            break;
-                        };
-                        let row = self.run_one(speech, condition, protection);
-                        if let Ok(row) = &row {
-                            progress(row);
-                        }
-                        results.lock().expect("no panics while held")[i] = Some(row);
-                    }
-                });
-            }
-        });
-        results
-            .into_inner()
-            .expect("workers finished")
-            .into_iter()
-            .map(|r| r.expect("every job ran"))
-            .collect()
+        crate::run_parallel(&jobs, self.threads, |&(condition, protection)| {
+            let row = self.run_one(speech, condition, protection)?;
+            progress(&row);
+            Ok(row)
+        })
     }
 
     fn run_one(

@@ -1,6 +1,7 @@
 //! `parley-bench`: Parley's benchmarks from the command line.
 //!
 //! ```text
+//! parley-bench loss [--media audio,video] [--rtt 20,100,300] [--jitter 0,30] [--seed 1] [--json FILE] [--report DIR]
 //! parley-bench audio-loss [--runs 3] [--seed 1] [--json FILE] [--report DIR]
 //! parley-bench signaling [--devices 1000] [--messages 20000] [--db URL] [--json FILE]
 //! ```
@@ -13,6 +14,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use parley_bench::audio_loss::{AudioLossBench, Protection, standard_conditions, table, targets};
+use parley_bench::call_loss::{self, CallLossBench, Media};
 
 #[derive(Parser)]
 #[command(name = "parley-bench", version, about = "Parley benchmarks")]
@@ -23,6 +25,54 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// A whole 1:1 call (Opus or H.264, SFrame, str0m on both ends, the
+    /// jitter buffer) over a simulated network in virtual time: random loss
+    /// 0-40 % and Gilbert-Elliott bursts (mean 2 and 4 packets) at each RTT
+    /// and jitter, under each protection. Audio scored with PESQ-WB, video
+    /// with PSNR, frozen time and recovery after loss bursts.
+    Loss {
+        /// Media to run.
+        #[arg(long, value_delimiter = ',', default_value = "audio,video")]
+        media: Vec<Media>,
+        /// Protections to compare (each runs on the media it applies to).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "none,plc,fec,adaptive-fec,nack"
+        )]
+        protections: Vec<call_loss::Protection>,
+        /// Round-trip times, ms.
+        #[arg(long, value_delimiter = ',', default_value = "20,100,300")]
+        rtt: Vec<u32>,
+        /// One-way jitter, ms.
+        #[arg(long, value_delimiter = ',', default_value = "0,30")]
+        jitter: Vec<u32>,
+        /// Only these loss rates, percent (default: the whole sweep).
+        #[arg(long, value_delimiter = ',')]
+        loss: Option<Vec<u8>>,
+        /// Seeds averaged per row.
+        #[arg(long, default_value_t = 1)]
+        runs: u32,
+        /// Base random seed (results repeat exactly for the same seed).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Media sent before scoring, seconds (lets bandwidth estimation
+        /// and loss reports settle).
+        #[arg(long, default_value_t = 3.0)]
+        warmup: f64,
+        /// Video scored per run, seconds (audio scores the speech clip).
+        #[arg(long, default_value_t = 10.0)]
+        video_duration: f64,
+        /// Worker threads (default: one per core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Also write the rows as a JSON array to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write a report here: CSV, the markdown tables, SVG plots.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
     /// Speech through Opus, RTP, a lossy link and the jitter buffer,
     /// scored with PESQ-WB, for random and bursty loss under no
     /// protection, PLC, and FEC + PLC.
@@ -70,6 +120,37 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Loss {
+            media,
+            protections,
+            rtt,
+            jitter,
+            loss,
+            runs,
+            seed,
+            warmup,
+            video_duration,
+            threads,
+            json,
+            report,
+        } => {
+            let mut conditions = call_loss::standard_conditions(&rtt, &jitter);
+            if let Some(loss) = loss {
+                conditions.retain(|c| loss.contains(&c.loss_pct));
+            }
+            let bench = CallLossBench {
+                conditions,
+                media,
+                protections,
+                runs: runs.max(1),
+                seed,
+                warmup: std::time::Duration::from_secs_f64(warmup.max(0.0)),
+                video_duration: std::time::Duration::from_secs_f64(video_duration.max(1.0)),
+                threads: threads
+                    .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
+            };
+            call_loss_bench(&bench, json, report)
+        }
         Command::AudioLoss {
             runs,
             seed,
@@ -86,6 +167,81 @@ fn main() -> anyhow::Result<()> {
             json,
         } => signaling(devices, messages, db, server, json),
     }
+}
+
+fn call_loss_bench(
+    bench: &CallLossBench,
+    json: Option<PathBuf>,
+    report: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let speech = parley_media::speech::speech_clip().context("loading the speech clip")?;
+    let jobs = bench.jobs();
+    anyhow::ensure!(
+        !jobs.is_empty(),
+        "nothing to run: no protection applies to the media chosen"
+    );
+    eprintln!(
+        "loss: {} runs (conditions x media x protections) of {} seed(s) from {}",
+        jobs.len(),
+        bench.runs,
+        bench.seed
+    );
+    let bar = indicatif::ProgressBar::new(jobs.len() as u64).with_style(
+        indicatif::ProgressStyle::with_template(
+            "{elapsed_precise} [{bar:30}] {pos}/{len} eta {eta} {msg}",
+        )?
+        .progress_chars("=> "),
+    );
+    let started = Instant::now();
+    let rows = bench.run(&speech, &|row| {
+        let score = match (row.pesq_wb, row.frozen_pct) {
+            (Some(pesq), _) => format!("PESQ-WB {pesq:.2}"),
+            (None, Some(frozen)) => format!("frozen {frozen:.1} %"),
+            _ => String::new(),
+        };
+        bar.set_message(format!(
+            "{:?} {}, RTT {} ms, jitter {} ms, {}: {score}",
+            row.media,
+            call_loss::loss_label(row),
+            row.rtt_ms,
+            row.jitter_ms,
+            row.protection.name()
+        ));
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    eprintln!("done in {:.1} s", started.elapsed().as_secs_f64());
+    if bench.media.contains(&Media::Audio) {
+        println!(
+            "\nAudio: PESQ-WB of the speech played at the callee against the clip (Opus 48 kbit/s; the 0 % rows show the codec's own cost)\n"
+        );
+        print!("{}", call_loss::audio_table(&rows, &bench.protections));
+    }
+    if bench.media.contains(&Media::Video) {
+        println!(
+            "\nVideo: 640x480 test pattern at 30 fps, H.264; PSNR of the decoded pictures, frozen time, recovery after loss bursts\n"
+        );
+        print!("{}", call_loss::video_table(&rows, &bench.protections));
+    }
+    println!();
+    for (what, value, met) in call_loss::targets(&rows) {
+        let value = value.map_or("n/a".to_string(), |v| format!("{v:.2}"));
+        println!(
+            "target: {what}: {value} {}",
+            if met { "(met)" } else { "(MISSED)" }
+        );
+    }
+    if let Some(path) = json {
+        std::fs::write(&path, serde_json::to_string_pretty(&rows)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    if let Some(dir) = report {
+        for path in parley_bench::report::write_call_loss_report(&dir, &rows, &bench.protections)? {
+            eprintln!("wrote {}", path.display());
+        }
+    }
+    Ok(())
 }
 
 fn signaling(

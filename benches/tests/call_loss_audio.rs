@@ -1,0 +1,106 @@
+//! `parley-bench loss` on audio: a real call's media path (Opus, SFrame,
+//! str0m on both ends, the jitter buffer) over a lossy simulated link
+//! scores speech with PESQ-WB, repeats exactly from its seed, and sizes
+//! FEC by the loss the receiver reports when adaptive.
+
+use std::time::Duration;
+
+use parley_bench::audio_loss::LossKind;
+use parley_bench::call_loss::{CallLossBench, Condition, Job, Media, Protection};
+
+fn bench() -> CallLossBench {
+    CallLossBench {
+        conditions: Vec::new(),
+        media: vec![Media::Audio],
+        protections: Vec::new(),
+        runs: 1,
+        seed: 7,
+        warmup: Duration::from_secs(4),
+        video_duration: Duration::from_secs(1),
+        threads: 1,
+    }
+}
+
+fn job(loss_pct: u8, protection: Protection) -> Job {
+    Job {
+        condition: Condition {
+            kind: LossKind::Random,
+            mean_burst: 1.0,
+            loss_pct,
+            rtt_ms: 100,
+            jitter_ms: 30,
+        },
+        media: Media::Audio,
+        protection,
+    }
+}
+
+/// The first 4 s of the speech clip keep the test short.
+fn speech() -> Vec<i16> {
+    let mut clip = parley_media::speech::speech_clip().unwrap();
+    clip.truncate(48_000 * 4);
+    clip
+}
+
+#[test]
+fn speech_through_a_lossy_call_is_scored_and_repeats_from_its_seed() {
+    let speech = speech();
+    let bench = bench();
+    let clean = bench
+        .run_job(&speech, job(0, Protection::AdaptiveFec))
+        .unwrap();
+    let lossy = bench.run_job(&speech, job(10, Protection::Plc)).unwrap();
+    let protected = bench
+        .run_job(&speech, job(10, Protection::AdaptiveFec))
+        .unwrap();
+    println!("{clean:?}\n{lossy:?}\n{protected:?}");
+
+    // Loss-free, only the codec costs anything.
+    let clean_pesq = clean.pesq_wb.unwrap();
+    assert!(clean_pesq > 3.8, "loss-free PESQ-WB {clean_pesq}");
+    assert_eq!(clean.concealed_pct, Some(0.0));
+    assert_eq!(clean.measured_loss_pct, 0.0);
+    assert!(clean.psnr_db.is_none() && clean.frozen_pct.is_none());
+    // 40 kbit/s and more: Opus at 48 kbit/s plus the SFrame header.
+    assert!(clean.bitrate_kbps > 40.0, "{}", clean.bitrate_kbps);
+
+    // The link lost what it was told to, both rows saw the same pattern
+    // (same seed), and FEC rebuilt part of it.
+    for row in [&lossy, &protected] {
+        assert!(
+            (5.0..15.0).contains(&row.measured_loss_pct),
+            "{}",
+            row.measured_loss_pct
+        );
+    }
+    assert_eq!(lossy.measured_loss_pct, protected.measured_loss_pct);
+    assert_eq!(lossy.fec_recovered_pct, Some(0.0));
+    assert!(protected.fec_recovered_pct.unwrap() > 2.0, "{protected:?}");
+    assert!(protected.concealed_pct.unwrap() < lossy.concealed_pct.unwrap());
+    assert!(protected.pesq_wb.unwrap() > lossy.pesq_wb.unwrap());
+    assert!(lossy.pesq_wb.unwrap() < clean_pesq);
+
+    // Exactly the same again from the same seed.
+    let again = bench
+        .run_job(&speech, job(10, Protection::AdaptiveFec))
+        .unwrap();
+    assert_eq!(again, protected);
+}
+
+#[test]
+fn adaptive_fec_follows_the_loss_receiver_reports_carry() {
+    let speech = speech();
+    let bench = bench();
+    let fixed = bench.run_job(&speech, job(20, Protection::Fec)).unwrap();
+    let adaptive = bench
+        .run_job(&speech, job(20, Protection::AdaptiveFec))
+        .unwrap();
+    let none = bench.run_job(&speech, job(20, Protection::None)).unwrap();
+    println!("{fixed:?}\n{adaptive:?}\n{none:?}");
+    assert_eq!(fixed.fec_loss_hint_pct, Some(10.0));
+    // Twice the ~20 % reported, capped at 30.
+    let hint = adaptive.fec_loss_hint_pct.unwrap();
+    assert!(hint > 20.0, "FEC sized for {hint} % at 20 % loss");
+    assert_eq!(none.fec_loss_hint_pct, Some(0.0));
+    assert_eq!(none.fec_recovered_pct, Some(0.0));
+}
