@@ -438,6 +438,8 @@ struct Call {
     bursts: Vec<Instant>,
     track_bursts: bool,
     last_lost: bool,
+    /// Pictures the callee decoded, with when.
+    pictures: Vec<(Instant, parley_media::video::I420Frame)>,
 }
 
 const CALLER: SocketAddr = SocketAddr::new(
@@ -480,6 +482,7 @@ impl Call {
             bursts: Vec::new(),
             track_bursts: false,
             last_lost: false,
+            pictures: Vec::new(),
         };
         while !(call.caller.is_connected() && call.callee.is_connected()) {
             if call.now - start > CONNECT_LIMIT {
@@ -522,6 +525,9 @@ impl Call {
         }
         self.caller.handle_timeout(now)?;
         self.callee.handle_timeout(now)?;
+        while let Some(picture) = self.callee.poll_video() {
+            self.pictures.push((now, picture));
+        }
         self.flush();
         Ok(())
     }
@@ -676,17 +682,19 @@ impl CallSimulation {
         let mut call = self.connect(true)?;
         let media_start = call.now;
         let capture = |i: u64| media_start + interval * i as u32;
+        // The camera keeps going after the scored pictures, so a loss in
+        // the last of them is noticed (by the packets after it) and
+        // repaired as it would be mid-call.
         let end = capture(total) + DRAIN + rtt(&self.job);
         // Picture number -> when it was first decoded, and its PSNR.
         let mut decoded: BTreeMap<u64, (Instant, f64)> = BTreeMap::new();
         let mut sent = 0u64;
-        let mut before = None;
+        let (mut before, mut after) = (None, None);
         let keyframe_requests_before = call.callee.stats().plis_sent;
         loop {
-            let tick = if sent < total { capture(sent) } else { end };
+            let tick = capture(sent).min(end);
             call.run_until(tick)?;
-            let now = call.now;
-            while let Some(picture) = call.callee.poll_video() {
+            for (at, picture) in call.pictures.drain(..) {
                 // A picture that does not show a number (it never happens
                 // with H.264 at these rates) cannot be scored; skip it.
                 let Some(number) = read_frame_number(&picture) else {
@@ -694,28 +702,31 @@ impl CallSimulation {
                 };
                 // The 16-bit number wraps after 36 minutes; runs are short.
                 let number = u64::from(number);
-                if number >= warmup && !decoded.contains_key(&number) {
+                if (warmup..total).contains(&number) && !decoded.contains_key(&number) {
                     let db = psnr(&pattern.frame(number), &picture)?;
-                    decoded.insert(number, (now, db));
+                    decoded.insert(number, (at, db));
                 }
             }
-            if sent >= total {
+            if tick >= end {
                 break;
             }
             if sent == warmup {
                 before = Some(Snapshot::take(&call));
                 call.track_bursts = true;
             }
+            if sent == total {
+                after = Some(Snapshot::take(&call));
+                call.track_bursts = false;
+            }
+            let now = call.now;
             call.caller
                 .send_video(now, &pattern.frame(sent), interval * sent as u32)?;
             call.flush();
             sent += 1;
-            if sent == total {
-                call.track_bursts = false;
-            }
         }
-        let before = before.ok_or(CallLossError::NothingReceived("no picture was sent"))?;
-        let after = Snapshot::take(&call);
+        let (Some(before), Some(after)) = (before, after) else {
+            return Err(CallLossError::NothingReceived("no picture was sent"));
+        };
         if decoded.is_empty() {
             return Err(CallLossError::NothingReceived("no picture was decoded"));
         }
