@@ -30,7 +30,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use parley_client::call::e2ee::MasterSecret;
-use parley_client::call::media_session::{LossProtection, MediaSession, SessionError};
+use parley_client::call::media_session::{LossProtection, MediaSession, Redundancy, SessionError};
 use parley_media::audio::{AudioFrame, FRAME_SAMPLES, frames_of};
 use parley_media::jitter_buffer::{Concealment, PlayoutKind};
 use parley_media::netsim::{LossModel, NetworkConfig, NetworkSimulator};
@@ -85,9 +85,14 @@ pub enum Protection {
     Plc,
     /// In-band FEC sized for 10 % loss, then PLC.
     Fec,
-    /// In-band FEC sized by the loss the receiver reports (what calls
-    /// use), then PLC.
+    /// In-band FEC sized by the loss the receiver reports, then PLC.
     AdaptiveFec,
+    /// Adaptive FEC, and RED (each packet also carries the two frames
+    /// before it) always on.
+    Red,
+    /// What calls use: adaptive FEC, and RED while the receiver reports
+    /// 5 % loss or more.
+    Adaptive,
     /// NACK and RTX resends, keyframe requests when a resend is too late
     /// (what calls use).
     Nack,
@@ -98,7 +103,11 @@ impl Protection {
     pub fn applies_to(self, media: Media) -> bool {
         match self {
             Protection::None => true,
-            Protection::Plc | Protection::Fec | Protection::AdaptiveFec => media == Media::Audio,
+            Protection::Plc
+            | Protection::Fec
+            | Protection::AdaptiveFec
+            | Protection::Red
+            | Protection::Adaptive => media == Media::Audio,
             Protection::Nack => media == Media::Video,
         }
     }
@@ -110,15 +119,25 @@ impl Protection {
             Protection::Plc => "plc",
             Protection::Fec => "fec",
             Protection::AdaptiveFec => "adaptive-fec",
+            Protection::Red => "red",
+            Protection::Adaptive => "adaptive",
             Protection::Nack => "nack",
         }
     }
 
     fn session(self) -> LossProtection {
-        let fec = matches!(self, Protection::Fec | Protection::AdaptiveFec);
+        let fec = matches!(
+            self,
+            Protection::Fec | Protection::AdaptiveFec | Protection::Red | Protection::Adaptive
+        );
         LossProtection {
             audio_fec: fec,
-            adaptive_fec: self == Protection::AdaptiveFec,
+            adaptive_fec: fec && self != Protection::Fec,
+            audio_red: match self {
+                Protection::Red => Redundancy::Always,
+                Protection::Adaptive => Redundancy::Adaptive,
+                _ => Redundancy::Never,
+            },
             concealment: match self {
                 Protection::None => Concealment::Silence,
                 _ => Concealment::Plc,
@@ -210,6 +229,9 @@ pub struct Row {
     /// What the caller's media encoder sent while scoring (encrypted
     /// payload, no RTP or resends), kbit/s.
     pub bitrate_kbps: f64,
+    /// Everything the caller put on the link while scoring (SRTP packets
+    /// with RED, resends, padding, RTCP; no UDP/IP headers), kbit/s.
+    pub wire_kbps: f64,
     /// Audio: PESQ-WB MOS-LQO against the speech clip, mean over runs.
     pub pesq_wb: Option<f64>,
     /// Audio: frames concealed or never played, percent of the clip.
@@ -357,6 +379,7 @@ impl CallLossBench {
 struct Outcome {
     measured_loss_pct: f64,
     bitrate_kbps: f64,
+    wire_kbps: f64,
     pesq_wb: f64,
     concealed_pct: f64,
     fec_recovered_pct: f64,
@@ -393,6 +416,7 @@ fn row(job: Job, outcomes: &[Outcome]) -> Row {
         protection: job.protection,
         measured_loss_pct: mean(|o| o.measured_loss_pct),
         bitrate_kbps: mean(|o| o.bitrate_kbps),
+        wire_kbps: mean(|o| o.wire_kbps),
         pesq_wb: audio.then(|| mean(|o| o.pesq_wb)),
         concealed_pct: audio.then(|| mean(|o| o.concealed_pct)),
         fec_recovered_pct: audio.then(|| mean(|o| o.fec_recovered_pct)),
@@ -438,6 +462,8 @@ struct Call {
     bursts: Vec<Instant>,
     track_bursts: bool,
     last_lost: bool,
+    /// Bytes the caller has put on `forward`.
+    sent_bytes: u64,
     /// Pictures the callee decoded, with when.
     pictures: Vec<(Instant, parley_media::video::I420Frame)>,
 }
@@ -482,6 +508,7 @@ impl Call {
             bursts: Vec::new(),
             track_bursts: false,
             last_lost: false,
+            sent_bytes: 0,
             pictures: Vec::new(),
         };
         while !(call.caller.is_connected() && call.callee.is_connected()) {
@@ -537,6 +564,7 @@ impl Call {
         let now = self.now;
         while let Some((_, packet)) = self.caller.poll_transmit() {
             let lost_before = self.forward.stats().lost;
+            self.sent_bytes += packet.len() as u64;
             self.forward.handle_send(now, packet);
             let lost = self.forward.stats().lost > lost_before;
             if lost && !self.last_lost && self.track_bursts {
@@ -597,7 +625,7 @@ impl CallSimulation {
         let mut kinds = vec![None; clip.len()];
         let end = media_start + FRAME * frames.len() as u32 + DRAIN + rtt(&self.job);
         let (mut sent, mut pulled) = (0usize, 0usize);
-        let mut at_scoring = None;
+        let (mut at_scoring, mut at_end) = (None, None);
         loop {
             let send_at = media_start + FRAME * sent as u32;
             let pull_at = media_start + PLAYOUT_PHASE + FRAME * pulled as u32;
@@ -618,6 +646,9 @@ impl CallSimulation {
                 call.caller.send_audio(now, frames[sent])?;
                 call.flush();
                 sent += 1;
+                if sent == frames.len() {
+                    at_end = Some(Snapshot::take(&call));
+                }
             }
             if now >= pull_at {
                 let out = call.callee.poll_audio(now);
@@ -656,9 +687,10 @@ impl CallSimulation {
         let share = |f: &dyn Fn(Option<PlayoutKind>) -> bool| {
             100.0 * kinds.iter().filter(|k| f(**k)).count() as f64 / kinds.len() as f64
         };
-        let after = Snapshot::take(&call);
+        let after = at_end.unwrap_or_else(|| Snapshot::take(&call));
         Ok(Outcome {
             measured_loss_pct: after.loss_pct_since(&before),
+            wire_kbps: after.wire_kbps_since(&before),
             bitrate_kbps: (after.audio_bytes - before.audio_bytes) as f64 * 8.0
                 / (clip.len() as f64 * FRAME.as_secs_f64())
                 / 1000.0,
@@ -734,6 +766,7 @@ impl CallSimulation {
         let recoveries = recovery_times(&times, &call.bursts, media_start, interval);
         Ok(Outcome {
             measured_loss_pct: after.loss_pct_since(&before),
+            wire_kbps: after.wire_kbps_since(&before),
             bitrate_kbps: (after.video_bytes - before.video_bytes) as f64 * 8.0
                 / self.video_duration.as_secs_f64().max(0.001)
                 / 1000.0,
@@ -753,6 +786,8 @@ fn rtt(job: &Job) -> Duration {
 
 /// Counters at the start and end of the scored span.
 struct Snapshot {
+    at: Instant,
+    sent_bytes: u64,
     sent: u64,
     lost: u64,
     audio_bytes: u64,
@@ -764,11 +799,18 @@ impl Snapshot {
         let net = call.forward.stats();
         let stats = call.caller.stats();
         Self {
+            at: call.now,
+            sent_bytes: call.sent_bytes,
             sent: net.sent,
             lost: net.lost,
             audio_bytes: stats.audio_bytes_sent,
             video_bytes: stats.video_bytes_sent,
         }
+    }
+
+    fn wire_kbps_since(&self, before: &Snapshot) -> f64 {
+        let secs = self.at.saturating_duration_since(before.at).as_secs_f64();
+        (self.sent_bytes - before.sent_bytes) as f64 * 8.0 / secs.max(0.001) / 1000.0
     }
 
     fn loss_pct_since(&self, before: &Snapshot) -> f64 {
@@ -1004,13 +1046,19 @@ pub fn targets(rows: &[Row]) -> Vec<(String, Option<f64>, bool)> {
         matching.sort_by_key(|r| (r.rtt_ms.abs_diff(100), r.jitter_ms));
         matching.first().copied()
     };
-    let pesq = at(Media::Audio, Protection::AdaptiveFec, 20).and_then(|r| r.pesq_wb);
+    let fec_only = at(Media::Audio, Protection::AdaptiveFec, 20).and_then(|r| r.pesq_wb);
+    let calls = at(Media::Audio, Protection::Adaptive, 20).and_then(|r| r.pesq_wb);
     let recovery = at(Media::Video, Protection::Nack, 5).and_then(|r| r.recovery_ms_max);
     vec![
         (
-            "PESQ-WB with adaptive FEC at 20 % random loss >= 3.0".to_string(),
-            pesq,
-            pesq.is_some_and(|v| v >= 3.0),
+            "PESQ-WB at 20 % random loss >= 3.0, adaptive FEC alone".to_string(),
+            fec_only,
+            fec_only.is_some_and(|v| v >= 3.0),
+        ),
+        (
+            "PESQ-WB at 20 % random loss >= 3.0, adaptive FEC + RED (what calls use)".to_string(),
+            calls,
+            calls.is_some_and(|v| v >= 3.0),
         ),
         (
             format!(

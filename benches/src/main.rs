@@ -38,7 +38,7 @@ enum Command {
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "none,plc,fec,adaptive-fec,nack"
+            default_value = "none,plc,fec,adaptive-fec,red,adaptive,nack"
         )]
         protections: Vec<call_loss::Protection>,
         /// Round-trip times, ms.
