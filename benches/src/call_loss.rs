@@ -242,7 +242,8 @@ pub struct Row {
     /// the run, percent (0 without FEC; follows reported loss under
     /// `adaptive-fec`).
     pub fec_loss_hint_pct: Option<f64>,
-    /// Video: mean PSNR of the decoded pictures against their sources, dB.
+    /// Video: mean PSNR of the decoded pictures against their sources, dB
+    /// (`null` when none was decoded).
     pub psnr_db: Option<f64>,
     /// Video: pictures decoded, percent of those sent.
     pub decoded_pct: Option<f64>,
@@ -384,7 +385,7 @@ struct Outcome {
     concealed_pct: f64,
     fec_recovered_pct: f64,
     fec_loss_hint_pct: f64,
-    psnr_db: f64,
+    psnr_db: Option<f64>,
     decoded_pct: f64,
     frozen_pct: f64,
     recoveries: Vec<Duration>,
@@ -421,7 +422,11 @@ fn row(job: Job, outcomes: &[Outcome]) -> Row {
         concealed_pct: audio.then(|| mean(|o| o.concealed_pct)),
         fec_recovered_pct: audio.then(|| mean(|o| o.fec_recovered_pct)),
         fec_loss_hint_pct: audio.then(|| mean(|o| o.fec_loss_hint_pct)),
-        psnr_db: video.then(|| mean(|o| o.psnr_db)),
+        psnr_db: {
+            let scored: Vec<f64> = outcomes.iter().filter_map(|o| o.psnr_db).collect();
+            (video && !scored.is_empty())
+                .then(|| scored.iter().sum::<f64>() / scored.len() as f64)
+        },
         decoded_pct: video.then(|| mean(|o| o.decoded_pct)),
         frozen_pct: video.then(|| mean(|o| o.frozen_pct)),
         bursts: video.then_some(recoveries.len() as u64),
@@ -718,8 +723,12 @@ impl CallSimulation {
         // the last of them is noticed (by the packets after it) and
         // repaired as it would be mid-call.
         let end = capture(total) + DRAIN + rtt(&self.job);
-        // Picture number -> when it was first decoded, and its PSNR.
+        // Scored picture number -> when it was first decoded, and its
+        // PSNR; and when every picture from the first scored one on was
+        // first decoded (the pictures after the scored ones show when the
+        // last bursts were recovered from).
         let mut decoded: BTreeMap<u64, (Instant, f64)> = BTreeMap::new();
+        let mut shown_at: BTreeMap<u64, Instant> = BTreeMap::new();
         let mut sent = 0u64;
         let (mut before, mut after) = (None, None);
         let keyframe_requests_before = call.callee.stats().plis_sent;
@@ -734,6 +743,9 @@ impl CallSimulation {
                 };
                 // The 16-bit number wraps after 36 minutes; runs are short.
                 let number = u64::from(number);
+                if number >= warmup {
+                    shown_at.entry(number).or_insert(at);
+                }
                 if (warmup..total).contains(&number) && !decoded.contains_key(&number) {
                     let db = psnr(&pattern.frame(number), &picture)?;
                     decoded.insert(number, (at, db));
@@ -759,20 +771,21 @@ impl CallSimulation {
         let (Some(before), Some(after)) = (before, after) else {
             return Err(CallLossError::NothingReceived("no picture was sent"));
         };
-        if decoded.is_empty() {
-            return Err(CallLossError::NothingReceived("no picture was decoded"));
-        }
+        // Nothing decoded is a result too (no resends at 40 % loss: no
+        // keyframe ever arrives whole).
         let times: BTreeMap<u64, Instant> = decoded.iter().map(|(&n, &(t, _))| (n, t)).collect();
-        let recoveries = recovery_times(&times, &call.bursts, media_start, interval);
+        let recoveries = recovery_times(&shown_at, &call.bursts, media_start, interval, end);
         Ok(Outcome {
             measured_loss_pct: after.loss_pct_since(&before),
             wire_kbps: after.wire_kbps_since(&before),
             bitrate_kbps: (after.video_bytes - before.video_bytes) as f64 * 8.0
                 / self.video_duration.as_secs_f64().max(0.001)
                 / 1000.0,
-            psnr_db: decoded.values().map(|&(_, db)| db).sum::<f64>() / decoded.len() as f64,
+            psnr_db: (!decoded.is_empty()).then(|| {
+                decoded.values().map(|&(_, db)| db).sum::<f64>() / decoded.len() as f64
+            }),
             decoded_pct: 100.0 * decoded.len() as f64 / scored.max(1) as f64,
-            frozen_pct: frozen_pct(&times, capture(warmup), capture(total)),
+            frozen_pct: frozen_pct(&times, capture(warmup), capture(total), interval),
             recoveries,
             keyframe_requests: call.callee.stats().plis_sent - keyframe_requests_before,
             ..Outcome::default()
@@ -829,13 +842,14 @@ impl Snapshot {
 /// capture-to-decode delay of all decoded pictures; recovery is how much
 /// later than that the first picture numbered `j0` or above was decoded
 /// (0 when the burst cost nothing). A burst never recovered from counts
-/// until the last decoded picture. Bursts after the last capture are not
-/// counted.
+/// until `end`. `decoded` should run on past the pictures whose bursts
+/// are counted, so the last bursts have pictures to recover with.
 pub fn recovery_times(
     decoded: &BTreeMap<u64, Instant>,
     bursts: &[Instant],
     media_start: Instant,
     interval: Duration,
+    end: Instant,
 ) -> Vec<Duration> {
     let capture = |i: u64| media_start + interval * i as u32;
     let mut delays: Vec<Duration> = decoded
@@ -843,36 +857,34 @@ pub fn recovery_times(
         .map(|(&n, &t)| t.saturating_duration_since(capture(n)))
         .collect();
     delays.sort();
-    let Some(&usual) = delays.get(delays.len() / 2) else {
-        return Vec::new();
-    };
-    let Some(last) = decoded.values().max().copied() else {
-        return Vec::new();
-    };
-    let Some((&last_number, _)) = decoded.last_key_value() else {
-        return Vec::new();
-    };
+    let usual = delays.get(delays.len() / 2).copied().unwrap_or_default();
     bursts
         .iter()
-        .filter_map(|&t0| {
+        .map(|&t0| {
             let since = t0.saturating_duration_since(media_start);
             let j0 = (since.as_nanos() / interval.as_nanos()) as u64 + 1;
-            if j0 > last_number {
-                return None;
-            }
             let due = capture(j0) + usual;
-            let shown = decoded.range(j0..).map(|(_, &t)| t).next().unwrap_or(last);
-            Some(shown.saturating_duration_since(due))
+            let shown = decoded.range(j0..).map(|(_, &t)| t).next().unwrap_or(end);
+            shown.saturating_duration_since(due)
         })
         .collect()
 }
 
-/// Share of `from..to` during which the picture was frozen, WebRTC's way:
-/// with pictures decoded at `decoded` (in number order), an interval
-/// between two shown pictures longer than max(3x the mean interval, the
-/// mean + 150 ms) counts whole. Time before the first picture and after
-/// the last counts as intervals too.
-pub fn frozen_pct(decoded: &BTreeMap<u64, Instant>, from: Instant, to: Instant) -> f64 {
+/// Share of `from..to` during which the picture was frozen: with pictures
+/// decoded at `decoded` (in number order), an interval between two shown
+/// pictures longer than max(3x the camera's frame interval, that + 150 ms)
+/// counts whole. Time before the first picture and after the last counts
+/// as intervals too.
+///
+/// This is WebRTC's freeze rule with the camera's frame rate in place of
+/// the received one: measured against the received rate, a receiver that
+/// shows one picture a second would count as never frozen.
+pub fn frozen_pct(
+    decoded: &BTreeMap<u64, Instant>,
+    from: Instant,
+    to: Instant,
+    frame_interval: Duration,
+) -> f64 {
     let span = to.saturating_duration_since(from).as_secs_f64();
     if span <= 0.0 {
         return 0.0;
@@ -887,6 +899,9 @@ pub fn frozen_pct(decoded: &BTreeMap<u64, Instant>, from: Instant, to: Instant) 
             latest = Some(t);
         }
     }
+    if shown.is_empty() {
+        return 100.0;
+    }
     let mut edges = vec![from];
     edges.extend(shown);
     edges.push(to);
@@ -894,8 +909,8 @@ pub fn frozen_pct(decoded: &BTreeMap<u64, Instant>, from: Instant, to: Instant) 
         .windows(2)
         .map(|w| w[1].saturating_duration_since(w[0]).as_secs_f64())
         .collect();
-    let mean = span / intervals.len() as f64;
-    let threshold = f64::max(3.0 * mean, mean + 0.150);
+    let frame = frame_interval.as_secs_f64();
+    let threshold = f64::max(3.0 * frame, frame + 0.150);
     let frozen = intervals
         .iter()
         .filter(|&&i| i > threshold)
