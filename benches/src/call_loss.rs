@@ -247,6 +247,9 @@ pub struct Row {
     pub psnr_db: Option<f64>,
     /// Video: pictures decoded, percent of those sent.
     pub decoded_pct: Option<f64>,
+    /// Video: median time from capture to the picture being shown, ms
+    /// (the path, decoding, and the hold that lets resends land in time).
+    pub delay_ms_p50: Option<f64>,
     /// Video: time frozen, percent (an interval between pictures longer
     /// than max(3x the mean, mean + 150 ms) counts whole, as in WebRTC's
     /// stats).
@@ -387,6 +390,7 @@ struct Outcome {
     fec_loss_hint_pct: f64,
     psnr_db: Option<f64>,
     decoded_pct: f64,
+    delay_ms_p50: Option<f64>,
     frozen_pct: f64,
     recoveries: Vec<Duration>,
     keyframe_requests: u64,
@@ -424,10 +428,13 @@ fn row(job: Job, outcomes: &[Outcome]) -> Row {
         fec_loss_hint_pct: audio.then(|| mean(|o| o.fec_loss_hint_pct)),
         psnr_db: {
             let scored: Vec<f64> = outcomes.iter().filter_map(|o| o.psnr_db).collect();
-            (video && !scored.is_empty())
-                .then(|| scored.iter().sum::<f64>() / scored.len() as f64)
+            (video && !scored.is_empty()).then(|| scored.iter().sum::<f64>() / scored.len() as f64)
         },
         decoded_pct: video.then(|| mean(|o| o.decoded_pct)),
+        delay_ms_p50: {
+            let delays: Vec<f64> = outcomes.iter().filter_map(|o| o.delay_ms_p50).collect();
+            (video && !delays.is_empty()).then(|| delays.iter().sum::<f64>() / delays.len() as f64)
+        },
         frozen_pct: video.then(|| mean(|o| o.frozen_pct)),
         bursts: video.then_some(recoveries.len() as u64),
         recovery_ms_p50: has_bursts.then(|| percentile(&recoveries, 0.50)),
@@ -557,7 +564,7 @@ impl Call {
         }
         self.caller.handle_timeout(now)?;
         self.callee.handle_timeout(now)?;
-        while let Some(picture) = self.callee.poll_video() {
+        while let Some(picture) = self.callee.poll_video(now) {
             self.pictures.push((now, picture));
         }
         self.flush();
@@ -781,10 +788,17 @@ impl CallSimulation {
             bitrate_kbps: (after.video_bytes - before.video_bytes) as f64 * 8.0
                 / self.video_duration.as_secs_f64().max(0.001)
                 / 1000.0,
-            psnr_db: (!decoded.is_empty()).then(|| {
-                decoded.values().map(|&(_, db)| db).sum::<f64>() / decoded.len() as f64
-            }),
+            psnr_db: (!decoded.is_empty())
+                .then(|| decoded.values().map(|&(_, db)| db).sum::<f64>() / decoded.len() as f64),
             decoded_pct: 100.0 * decoded.len() as f64 / scored.max(1) as f64,
+            delay_ms_p50: {
+                let mut delays: Vec<f64> = times
+                    .iter()
+                    .map(|(&n, &t)| t.saturating_duration_since(capture(n)).as_secs_f64() * 1000.0)
+                    .collect();
+                delays.sort_by(f64::total_cmp);
+                delays.get(delays.len() / 2).copied()
+            },
             frozen_pct: frozen_pct(&times, capture(warmup), capture(total), interval),
             recoveries,
             keyframe_requests: call.callee.stats().plis_sent - keyframe_requests_before,
@@ -1005,10 +1019,10 @@ pub fn video_table(rows: &[Row], protections: &[Protection]) -> String {
     for p in &protections {
         let _ = write!(
             out,
-            " {0} PSNR dB | {0} frozen % | {0} recovery p95 / max ms | {0} kbit/s |",
+            " {0} PSNR dB | {0} frozen % | {0} recovery p95 / max ms | {0} delay ms | {0} kbit/s |",
             p.name()
         );
-        rule += "---:|---:|---:|---:|";
+        rule += "---:|---:|---:|---:|---:|";
     }
     out += "\n";
     out += &rule;
@@ -1032,10 +1046,11 @@ pub fn video_table(rows: &[Row], protections: &[Protection]) -> String {
             };
             let _ = write!(
                 out,
-                " {} | {} | {} | {} |",
+                " {} | {} | {} | {} | {} |",
                 cell(row.and_then(|r| r.psnr_db), |v| format!("{v:.1}")),
                 cell(row.and_then(|r| r.frozen_pct), |v| format!("{v:.1}")),
                 recovery,
+                cell(row.and_then(|r| r.delay_ms_p50), |v| format!("{v:.0}")),
                 cell(row.map(|r| r.bitrate_kbps), |v| format!("{v:.0}")),
             );
         }

@@ -357,7 +357,7 @@ pub fn write_call_loss_report(
 
 fn call_loss_csv(rows: &[call_loss::Row]) -> String {
     let mut out = String::from(
-        "media,loss_model,mean_burst,loss_pct,rtt_ms,jitter_ms,protection,measured_loss_pct,bitrate_kbps,pesq_wb,concealed_pct,fec_recovered_pct,fec_loss_hint_pct,psnr_db,decoded_pct,frozen_pct,bursts,recovery_ms_p50,recovery_ms_p95,recovery_ms_max,recovered_in_time_pct,keyframe_requests,runs\n",
+        "media,loss_model,mean_burst,loss_pct,rtt_ms,jitter_ms,protection,measured_loss_pct,bitrate_kbps,pesq_wb,concealed_pct,fec_recovered_pct,fec_loss_hint_pct,psnr_db,decoded_pct,delay_ms_p50,frozen_pct,bursts,recovery_ms_p50,recovery_ms_p95,recovery_ms_max,recovered_in_time_pct,keyframe_requests,runs\n",
     );
     let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.3}"));
     for r in rows {
@@ -370,7 +370,7 @@ fn call_loss_csv(rows: &[call_loss::Row]) -> String {
             LossKind::Gilbert => "gilbert",
         };
         out += &format!(
-            "{media},{model},{},{},{},{},{},{:.3},{:.1},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{media},{model},{},{},{},{},{},{:.3},{:.1},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             r.mean_burst,
             r.loss_pct,
             r.rtt_ms,
@@ -384,6 +384,7 @@ fn call_loss_csv(rows: &[call_loss::Row]) -> String {
             opt(r.fec_loss_hint_pct),
             opt(r.psnr_db),
             opt(r.decoded_pct),
+            opt(r.delay_ms_p50),
             opt(r.frozen_pct),
             r.bursts.map_or(String::new(), |b| b.to_string()),
             opt(r.recovery_ms_p50),

@@ -70,6 +70,13 @@ fn video_through_a_lossy_call_is_scored_per_burst() {
     assert!(nack.decoded_pct.unwrap() > pli_only.decoded_pct.unwrap());
     assert!(nack.frozen_pct.unwrap() < pli_only.frozen_pct.unwrap());
     assert!(pli_only.keyframe_requests.unwrap() > 0.0, "{pli_only:?}");
+    // The receiver holds pictures long enough for resends to land in
+    // time: repairs cost delay (against the 50 ms one-way path), not
+    // freezes.
+    let clean_delay = clean.delay_ms_p50.unwrap();
+    assert!((45.0..80.0).contains(&clean_delay), "{clean:?}");
+    assert!(nack.delay_ms_p50.unwrap() > clean_delay + 50.0, "{nack:?}");
+    assert!(nack.frozen_pct.unwrap() < 5.0, "{nack:?}");
 }
 
 #[test]

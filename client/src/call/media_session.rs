@@ -34,6 +34,7 @@ use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
 
 use super::e2ee::{Direction, E2eeError, FrameDecryptor, FrameEncryptor, MasterSecret};
+use super::video_playout::VideoPlayout;
 
 /// Opus frames are 20 ms: 960 ticks of the 48 kHz RTP clock.
 const AUDIO_TICKS_PER_FRAME: u64 = 960;
@@ -247,7 +248,7 @@ pub struct MediaSession {
     video_decoder: H264Decoder,
     audio_time: u64,
     transmits: VecDeque<(SocketAddr, Vec<u8>)>,
-    pictures: VecDeque<I420Frame>,
+    playout: VideoPlayout,
     events: VecDeque<SessionEvent>,
     timeout: Instant,
     last_pli: Option<Instant>,
@@ -318,7 +319,7 @@ impl MediaSession {
             video_decoder: H264Decoder::new()?,
             audio_time: 0,
             transmits: VecDeque::new(),
-            pictures: VecDeque::new(),
+            playout: VideoPlayout::default(),
             events: VecDeque::new(),
             timeout: now,
             last_pli: None,
@@ -514,9 +515,12 @@ impl MediaSession {
         self.drain(now)
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) next wants calling.
+    /// When [`handle_timeout`](Self::handle_timeout) next wants calling,
+    /// or the next picture is due to be shown.
     pub fn poll_timeout(&self) -> Instant {
-        self.timeout
+        self.playout
+            .next_due()
+            .map_or(self.timeout, |due| due.min(self.timeout))
     }
 
     /// Advances timers (retransmits, RTCP, ICE checks).
@@ -624,9 +628,16 @@ impl MediaSession {
         self.jitter.poll_frame(now)
     }
 
-    /// The next decoded picture.
-    pub fn poll_video(&mut self) -> Option<I420Frame> {
-        self.pictures.pop_front()
+    /// The next decoded picture due to be shown at `now` (pictures are
+    /// held long enough for resent packets to land in time; see
+    /// [`VideoPlayout`]).
+    pub fn poll_video(&mut self, now: Instant) -> Option<I420Frame> {
+        self.playout.poll(now)
+    }
+
+    /// How long pictures are held now beyond the fastest path.
+    pub fn video_hold(&self) -> Duration {
+        self.playout.target()
     }
 
     /// Counters so far.
@@ -713,7 +724,13 @@ impl MediaSession {
                     Ok(Some(picture)) => {
                         self.waiting_for_keyframe = false;
                         self.stats.video_frames_decoded += 1;
-                        self.pictures.push_back(picture);
+                        self.playout.push(
+                            now,
+                            data.time
+                                .rebase(str0m::media::Frequency::NINETY_KHZ)
+                                .numer(),
+                            picture,
+                        );
                     }
                     Ok(None) => {}
                     Err(e) => {

@@ -16,3 +16,4 @@ pub mod runner;
 pub mod signal;
 pub mod sound;
 pub mod stats;
+pub mod video_playout;

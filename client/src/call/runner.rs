@@ -358,7 +358,7 @@ pub async fn run_media(
             });
             next_playout += FRAME;
         }
-        while let Some(picture) = session.poll_video() {
+        while let Some(picture) = session.poll_video(now) {
             io.video_out.write_frame(&picture)?;
         }
         if now >= meter.next_report() {
