@@ -959,29 +959,43 @@ fn by_condition(rows: &[Row], media: Media) -> Vec<Vec<&Row>> {
     groups
 }
 
-fn cell<T>(value: Option<T>, show: impl Fn(T) -> String) -> String {
-    value.map_or_else(|| "-".to_string(), show)
+/// `value` with `digits` decimals, or `-`.
+fn fixed(value: Option<f64>, digits: usize) -> String {
+    value.map_or_else(|| "-".to_string(), |v| format!("{v:.digits$}"))
 }
 
-/// The audio rows as a markdown table: a line per condition, PESQ-WB and
-/// concealed frames per protection.
-pub fn audio_table(rows: &[Row], protections: &[Protection]) -> String {
+/// A table column shown per protection: its header and how a row fills it.
+type Column = (&'static str, fn(&Row) -> String);
+
+/// The rows of `media` as a markdown table: a line per condition, the
+/// `columns` once per protection.
+fn media_table(
+    rows: &[Row],
+    protections: &[Protection],
+    media: Media,
+    columns: &[Column],
+) -> String {
     use std::fmt::Write;
     let protections: Vec<Protection> = protections
         .iter()
         .copied()
-        .filter(|p| p.applies_to(Media::Audio))
+        .filter(|p| p.applies_to(media))
         .collect();
+    let video = media == Media::Video;
     let mut out = String::from("| loss | RTT ms | jitter ms | measured loss % |");
     let mut rule = String::from("|---|---:|---:|---:|");
-    for p in &protections {
-        let _ = write!(out, " {} PESQ-WB | {} concealed % |", p.name(), p.name());
-        rule += "---:|---:|";
+    if video {
+        out += " bursts |";
+        rule += "---:|";
     }
-    out += "\n";
-    out += &rule;
-    out += "\n";
-    for group in by_condition(rows, Media::Audio) {
+    for p in &protections {
+        for (header, _) in columns {
+            let _ = write!(out, " {} {header} |", p.name());
+            rule += "---:|";
+        }
+    }
+    let _ = write!(out, "\n{rule}\n");
+    for group in by_condition(rows, media) {
         let first = group[0];
         let _ = write!(
             out,
@@ -991,72 +1005,58 @@ pub fn audio_table(rows: &[Row], protections: &[Protection]) -> String {
             first.jitter_ms,
             first.measured_loss_pct
         );
+        if video {
+            let _ = write!(out, " {} |", first.bursts.unwrap_or(0));
+        }
         for p in &protections {
             let row = group.iter().find(|r| r.protection == *p);
-            let _ = write!(
-                out,
-                " {} | {} |",
-                cell(row.and_then(|r| r.pesq_wb), |v| format!("{v:.2}")),
-                cell(row.and_then(|r| r.concealed_pct), |v| format!("{v:.1}"))
-            );
+            for (_, fill) in columns {
+                let _ = write!(
+                    out,
+                    " {} |",
+                    row.map_or_else(|| "-".to_string(), |r| fill(r))
+                );
+            }
         }
         out += "\n";
     }
     out
 }
 
+/// The audio rows as a markdown table: a line per condition, PESQ-WB and
+/// concealed frames per protection.
+pub fn audio_table(rows: &[Row], protections: &[Protection]) -> String {
+    media_table(
+        rows,
+        protections,
+        Media::Audio,
+        &[
+            ("PESQ-WB", |r| fixed(r.pesq_wb, 2)),
+            ("concealed %", |r| fixed(r.concealed_pct, 1)),
+        ],
+    )
+}
+
 /// The video rows as a markdown table: a line per condition; per
-/// protection PSNR, frozen time, and recovery p95 / max.
+/// protection PSNR, frozen time, recovery p95 / max, delay and bitrate.
 pub fn video_table(rows: &[Row], protections: &[Protection]) -> String {
-    use std::fmt::Write;
-    let protections: Vec<Protection> = protections
-        .iter()
-        .copied()
-        .filter(|p| p.applies_to(Media::Video))
-        .collect();
-    let mut out = String::from("| loss | RTT ms | jitter ms | measured loss % | bursts |");
-    let mut rule = String::from("|---|---:|---:|---:|---:|");
-    for p in &protections {
-        let _ = write!(
-            out,
-            " {0} PSNR dB | {0} frozen % | {0} recovery p95 / max ms | {0} delay ms | {0} kbit/s |",
-            p.name()
-        );
-        rule += "---:|---:|---:|---:|---:|";
-    }
-    out += "\n";
-    out += &rule;
-    out += "\n";
-    for group in by_condition(rows, Media::Video) {
-        let first = group[0];
-        let _ = write!(
-            out,
-            "| {} | {} | {} | {:.1} | {} |",
-            loss_label(first),
-            first.rtt_ms,
-            first.jitter_ms,
-            first.measured_loss_pct,
-            first.bursts.unwrap_or(0)
-        );
-        for p in &protections {
-            let row = group.iter().find(|r| r.protection == *p);
-            let recovery = match row.and_then(|r| r.recovery_ms_p95.zip(r.recovery_ms_max)) {
-                Some((p95, max)) => format!("{p95:.0} / {max:.0}"),
-                None => "-".to_string(),
-            };
-            let _ = write!(
-                out,
-                " {} | {} | {} | {} | {} |",
-                cell(row.and_then(|r| r.psnr_db), |v| format!("{v:.1}")),
-                cell(row.and_then(|r| r.frozen_pct), |v| format!("{v:.1}")),
-                recovery,
-                cell(row.and_then(|r| r.delay_ms_p50), |v| format!("{v:.0}")),
-                cell(row.map(|r| r.bitrate_kbps), |v| format!("{v:.0}")),
-            );
-        }
-        out += "\n";
-    }
-    out
+    media_table(
+        rows,
+        protections,
+        Media::Video,
+        &[
+            ("PSNR dB", |r| fixed(r.psnr_db, 1)),
+            ("frozen %", |r| fixed(r.frozen_pct, 1)),
+            ("recovery p95 / max ms", |r| {
+                match r.recovery_ms_p95.zip(r.recovery_ms_max) {
+                    Some((p95, max)) => format!("{p95:.0} / {max:.0}"),
+                    None => "-".to_string(),
+                }
+            }),
+            ("delay ms", |r| fixed(r.delay_ms_p50, 0)),
+            ("kbit/s", |r| fixed(Some(r.bitrate_kbps), 0)),
+        ],
+    )
 }
 
 /// The targets, each with the measured value and whether it was

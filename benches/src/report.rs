@@ -38,17 +38,9 @@ pub fn write_audio_loss_report(
     rows: &[Row],
     protections: &[Protection],
 ) -> Result<Vec<PathBuf>, ReportError> {
-    std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
     let mut written = Vec::new();
     let write = |name: &str, text: String, written: &mut Vec<PathBuf>| {
-        let path = dir.join(name);
-        std::fs::write(&path, text).map_err(|source| ReportError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let path = write_file(dir, name, text)?;
         written.push(path);
         Ok::<_, ReportError>(())
     };
@@ -61,6 +53,20 @@ pub fn write_audio_loss_report(
         }
     }
     Ok(written)
+}
+
+/// Writes `text` to `dir/name`, creating `dir`.
+fn write_file(dir: &Path, name: &str, text: String) -> Result<PathBuf, ReportError> {
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let path = dir.join(name);
+    std::fs::write(&path, text).map_err(|source| ReportError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(path)
 }
 
 fn csv(rows: &[Row]) -> String {
@@ -214,17 +220,9 @@ pub fn write_call_loss_report(
     protections: &[call_loss::Protection],
 ) -> Result<Vec<PathBuf>, ReportError> {
     use call_loss::Media;
-    std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
-        path: dir.to_path_buf(),
-        source,
-    })?;
     let mut written = Vec::new();
     let write = |name: &str, text: String, written: &mut Vec<PathBuf>| {
-        let path = dir.join(name);
-        std::fs::write(&path, text).map_err(|source| ReportError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let path = write_file(dir, name, text)?;
         written.push(path);
         Ok::<_, ReportError>(())
     };
