@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The README's "SFU under load" table: one `parley loadtest` per row, each
+# against a fresh parley-server (release build) on loopback, rows as one
+# markdown table on stdout and each row's JSON in $OUT (default
+# target/loadtest).
+#
+#   scripts/loadtest-sweep.sh                 # the README's four rows
+#   scripts/loadtest-sweep.sh 2x8:audio 4x16  # PUBLISHERSxSUBSCRIBERS[:audio]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rows=("$@")
+if [ ${#rows[@]} -eq 0 ]; then
+  rows=(2x8:audio 2x8 2x30 4x16)
+fi
+out=${OUT:-target/loadtest}
+duration=${DURATION:-5}
+mkdir -p "$out"
+cargo build --release --locked -q -p parley-signaling -p parley-client
+port=$((20000 + RANDOM % 20000))
+header=1
+for row in "${rows[@]}"; do
+  counts=${row%%:*}
+  publishers=${counts%%x*}
+  subscribers=${counts##*x}
+  media=(--video)
+  if [ "${row#*:}" = audio ]; then media=(); fi
+  target/release/parley-server --listen "127.0.0.1:$port" --sfu-token-secret sweep \
+    >"$out/server-$row.log" 2>&1 &
+  server=$!
+  trap 'kill $server 2>/dev/null || true' EXIT
+  for _ in $(seq 50); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  table=$(target/release/parley loadtest --sfu "http://127.0.0.1:$port" --token-secret sweep \
+    --publishers "$publishers" --subscribers "$subscribers" --duration "$duration" \
+    "${media[@]}" --json "$out/$row.json" 2>/dev/null)
+  kill "$server"
+  wait "$server" 2>/dev/null || true
+  if [ $header -eq 1 ]; then
+    echo "$table" | grep '^|' | head -2
+    header=0
+  fi
+  echo "$table" | grep '^|' | tail -1
+  port=$((port + 1))
+done
