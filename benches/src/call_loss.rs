@@ -466,9 +466,9 @@ struct Call {
     caller: MediaSession,
     callee: MediaSession,
     /// Caller to callee: the scored direction.
-    forward: NetworkSimulator,
+    forward: Link,
     /// Callee to caller: RTCP, NACKs, keyframe requests, TWCC feedback.
-    back: NetworkSimulator,
+    back: Link,
     now: Instant,
     /// Start times of the loss bursts on `forward` while `track_bursts`.
     bursts: Vec<Instant>,
@@ -514,8 +514,8 @@ impl Call {
         let mut call = Self {
             caller,
             callee,
-            forward: NetworkSimulator::new(clean.clone(), seed.wrapping_mul(2)),
-            back: NetworkSimulator::new(clean, seed.wrapping_mul(2) + 1),
+            forward: Link::new(&clean, seed.wrapping_mul(2)),
+            back: Link::new(&clean, seed.wrapping_mul(2) + 1),
             now: start,
             bursts: Vec::new(),
             track_bursts: false,
@@ -531,8 +531,8 @@ impl Call {
             call.advance(next)?;
         }
         let network = condition.network();
-        call.forward.set_config(network.clone());
-        call.back.set_config(network);
+        call.forward.set_config(&network);
+        call.back.set_config(&network);
         Ok(call)
     }
 
@@ -575,17 +575,17 @@ impl Call {
     fn flush(&mut self) {
         let now = self.now;
         while let Some((_, packet)) = self.caller.poll_transmit() {
-            let lost_before = self.forward.stats().lost;
             self.sent_bytes += packet.len() as u64;
-            self.forward.handle_send(now, packet);
-            let lost = self.forward.stats().lost > lost_before;
-            if lost && !self.last_lost && self.track_bursts {
-                self.bursts.push(now);
+            // Bursts are runs of lost media packets.
+            if let Some(lost) = self.forward.send(now, packet) {
+                if lost && !self.last_lost && self.track_bursts {
+                    self.bursts.push(now);
+                }
+                self.last_lost = lost;
             }
-            self.last_lost = lost;
         }
         while let Some((_, packet)) = self.callee.poll_transmit() {
-            self.back.handle_send(now, packet);
+            self.back.send(now, packet);
         }
     }
 
@@ -811,6 +811,59 @@ fn rtt(job: &Job) -> Duration {
     Duration::from_millis(u64::from(job.condition.rtt_ms))
 }
 
+/// One direction of the path: the condition applied to RTP packets and,
+/// with a generator of its own, to everything else (RTCP, STUN, DTLS). So
+/// the media's loss pattern depends only on the seed and the media sent,
+/// not on how many control packets the sessions happened to send.
+struct Link {
+    media: NetworkSimulator,
+    control: NetworkSimulator,
+}
+
+impl Link {
+    fn new(config: &NetworkConfig, seed: u64) -> Self {
+        Self {
+            media: NetworkSimulator::new(config.clone(), seed),
+            control: NetworkSimulator::new(config.clone(), seed ^ 0x5eed_c0de_5eed_c0de),
+        }
+    }
+
+    fn set_config(&mut self, config: &NetworkConfig) {
+        self.media.set_config(config.clone());
+        self.control.set_config(config.clone());
+    }
+
+    /// Puts `packet` on the link; for an RTP packet, whether it was lost.
+    fn send(&mut self, now: Instant, packet: Vec<u8>) -> Option<bool> {
+        if !is_rtp(&packet) {
+            self.control.handle_send(now, packet);
+            return None;
+        }
+        let lost_before = self.media.stats().lost;
+        self.media.handle_send(now, packet);
+        Some(self.media.stats().lost > lost_before)
+    }
+
+    fn poll_receive(&mut self, now: Instant) -> Option<Vec<u8>> {
+        self.media
+            .poll_receive(now)
+            .or_else(|| self.control.poll_receive(now))
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        [self.media.poll_timeout(), self.control.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+}
+
+/// RTP (SRTP keeps the header in clear), not RTCP, STUN or DTLS (RFC 7983
+/// demultiplexing, RFC 5761 for RTCP's packet types 192-223).
+fn is_rtp(packet: &[u8]) -> bool {
+    packet.len() >= 12 && (128..=191).contains(&packet[0]) && !(192..=223).contains(&packet[1])
+}
+
 /// Counters at the start and end of the scored span.
 struct Snapshot {
     at: Instant,
@@ -823,7 +876,7 @@ struct Snapshot {
 
 impl Snapshot {
     fn take(call: &Call) -> Self {
-        let net = call.forward.stats();
+        let net = call.forward.media.stats();
         let stats = call.caller.stats();
         Self {
             at: call.now,

@@ -21,11 +21,17 @@ use str0m::media::{Mid, Rid};
 /// retransmissions before str0m stops resending.
 pub const RTX_RATIO_CAP: f32 = 0.5;
 
-/// How many sent video packets are kept for resending (str0m's default).
-const RTX_CACHE_PACKETS: usize = 1000;
+/// How many sent video packets are kept for resending: a second of a
+/// 3 Mbit/s stream.
+const RTX_CACHE_PACKETS: usize = 400;
 
-/// How old a packet may be and still be resent (str0m's default).
-const RTX_CACHE_AGE: Duration = Duration::from_secs(3);
+/// How old a packet may be and still be resent. A NACK comes about one
+/// round trip after the packet, then up to four more 33 ms apart, so a
+/// second covers round trips up to ~800 ms; str0m's default of 3 s kept
+/// three times the bytes per outgoing video stream, which at the SFU is
+/// one per subscriber per video (`parley loadtest`: ~2 MiB per
+/// participant receiving two videos).
+const RTX_CACHE_AGE: Duration = Duration::from_secs(1);
 
 /// Applies [`RTX_RATIO_CAP`] to the send stream of `mid` (and `rid`, for a
 /// simulcast layer). Call once the line is negotiated and before media
