@@ -24,8 +24,9 @@ for row in "${rows[@]}"; do
   subscribers=${counts##*x}
   media=(--video)
   if [ "${row#*:}" = audio ]; then media=(); fi
+  rm -rf "$out/data-$row"
   target/release/parley-server --listen "127.0.0.1:$port" --sfu-token-secret sweep \
-    >"$out/server-$row.log" 2>&1 &
+    --data-dir "$out/data-$row" >"$out/server-$row.log" 2>&1 &
   server=$!
   trap 'kill $server 2>/dev/null || true' EXIT
   for _ in $(seq 50); do

@@ -73,9 +73,10 @@ const OPUS_LOSS_CEILING_PCT: u8 = 30;
 /// RFC 2198 redundancy (RED) for audio: each packet also carries the
 /// frames one and two packets back, so a lost frame is rebuilt whole (not
 /// from Opus's low-rate FEC) unless three packets in a row are lost. It
-/// triples the audio bitrate (~48 -> ~150 kbit/s), so calls turn it on only
-/// when the peer reports at least [`RED_ON_LOSS`] and off again below
-/// [`RED_OFF_LOSS`] (`parley-bench loss` compares it with FEC alone).
+/// costs 2.5x the audio on the wire (69 -> 175 kbit/s in `parley-bench
+/// loss`, which compares it with FEC alone), so calls turn it on only when
+/// the peer reports at least [`RED_ON_LOSS`] and off again below
+/// [`RED_OFF_LOSS`].
 const RED_DISTANCES: [u32; 2] = [1, 2];
 const RED_ON_LOSS: f32 = 0.05;
 const RED_OFF_LOSS: f32 = 0.02;
