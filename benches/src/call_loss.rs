@@ -399,6 +399,11 @@ struct Outcome {
 fn row(job: Job, outcomes: &[Outcome]) -> Row {
     let n = outcomes.len().max(1) as f64;
     let mean = |f: fn(&Outcome) -> f64| outcomes.iter().map(f).sum::<f64>() / n;
+    // Over the runs that measured it (a run with no picture has no PSNR).
+    let mean_of_measured = |f: fn(&Outcome) -> Option<f64>| {
+        let values: Vec<f64> = outcomes.iter().filter_map(f).collect();
+        (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+    };
     let audio = job.media == Media::Audio;
     let video = !audio;
     let mut recoveries: Vec<f64> = outcomes
@@ -426,15 +431,9 @@ fn row(job: Job, outcomes: &[Outcome]) -> Row {
         concealed_pct: audio.then(|| mean(|o| o.concealed_pct)),
         fec_recovered_pct: audio.then(|| mean(|o| o.fec_recovered_pct)),
         fec_loss_hint_pct: audio.then(|| mean(|o| o.fec_loss_hint_pct)),
-        psnr_db: {
-            let scored: Vec<f64> = outcomes.iter().filter_map(|o| o.psnr_db).collect();
-            (video && !scored.is_empty()).then(|| scored.iter().sum::<f64>() / scored.len() as f64)
-        },
+        psnr_db: mean_of_measured(|o| o.psnr_db),
         decoded_pct: video.then(|| mean(|o| o.decoded_pct)),
-        delay_ms_p50: {
-            let delays: Vec<f64> = outcomes.iter().filter_map(|o| o.delay_ms_p50).collect();
-            (video && !delays.is_empty()).then(|| delays.iter().sum::<f64>() / delays.len() as f64)
-        },
+        delay_ms_p50: mean_of_measured(|o| o.delay_ms_p50),
         frozen_pct: video.then(|| mean(|o| o.frozen_pct)),
         bursts: video.then_some(recoveries.len() as u64),
         recovery_ms_p50: has_bursts.then(|| percentile(&recoveries, 0.50)),

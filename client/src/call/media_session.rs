@@ -426,11 +426,6 @@ impl MediaSession {
         self.stats.audio_red = on;
     }
 
-    /// How media is protected against loss.
-    pub fn protection(&self) -> LossProtection {
-        self.protection
-    }
-
     /// Resends on the video line as [`LossProtection::video_nack`] says:
     /// str0m's cache with Parley's resend cap, or a cache that holds
     /// nothing, so every NACK goes unanswered.
