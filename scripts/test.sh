@@ -19,4 +19,26 @@ pg_dir_file=$(mktemp)
 trap 'scripts/start-postgres.sh --stop "$(cat "$pg_dir_file")"; rm -f "$pg_dir_file"' EXIT
 url=$(PARLEY_PG_DIR_FILE="$pg_dir_file" scripts/start-postgres.sh)
 echo "messaging tests against PostgreSQL at $url" >&2
-PARLEY_TEST_DATABASE_URL="$url" cargo test --locked -p parley-client
+# parley-client's test binaries from the workspace build above, run again
+# with cargo test's working directory. Not `cargo test -p parley-client`:
+# cargo would resolve features for that one package, rebuild much of the
+# dependency graph a second time and double the disk the suite needs (that
+# filled a CI machine's disk once).
+mapfile -t client_tests < <(cargo test --locked --workspace --no-run --message-format=json |
+  python3 -c '
+import json, sys
+manifest = sys.argv[1]
+for line in sys.stdin:
+    m = json.loads(line)
+    if (m.get("reason") == "compiler-artifact" and m.get("executable")
+            and m["profile"]["test"] and m["manifest_path"] == manifest):
+        print(m["executable"])
+' "$PWD/client/Cargo.toml")
+if ((${#client_tests[@]} == 0)); then
+  echo "no parley-client test binaries found" >&2
+  exit 1
+fi
+for exe in "${client_tests[@]}"; do
+  echo "     Running $exe (PostgreSQL)" >&2
+  (cd client && PARLEY_TEST_DATABASE_URL="$url" "$exe")
+done
