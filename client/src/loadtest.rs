@@ -563,7 +563,8 @@ impl Participant {
     /// `None` when the session failed.
     fn drain(&mut self, tally: &Mutex<Tally>, epoch: Instant) -> Option<Instant> {
         loop {
-            match self.rtc.poll_output() {
+            let now = Instant::now();
+            match parley_sfu::poll::poll_output(&mut self.rtc, now) {
                 Ok(Output::Timeout(t)) => return Some(t),
                 Ok(Output::Transmit(t)) => {
                     let _ = self.socket.send_to(&t.contents, t.destination);

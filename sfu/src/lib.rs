@@ -6,11 +6,12 @@
 //! forwarding, renegotiation, timeouts), [`server`] the tokio shell,
 //! [`token`] the join tokens the signaling server signs, [`control`] the
 //! messages on each participant's data channel, [`dtls`] the handshake
-//! timing and [`rtx`] the retransmission limit every Parley str0m session
-//! uses.
+//! timing, [`rtx`] the retransmission limit and [`poll`] the polling
+//! every Parley str0m session uses.
 
 pub mod control;
 pub mod dtls;
+pub mod poll;
 pub mod room;
 pub mod rtx;
 pub mod server;

@@ -666,7 +666,7 @@ impl Sfu {
         peer.negotiate_if_needed();
         peer.flush_control();
         loop {
-            let output = match peer.rtc.poll_output() {
+            let output = match crate::poll::poll_output(&mut peer.rtc, now) {
                 Ok(output) => output,
                 Err(e) => {
                     peer.gone = Some(LeaveReason::Failed(e.to_string()));

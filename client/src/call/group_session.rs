@@ -567,7 +567,7 @@ impl GroupSession {
 
     fn drain(&mut self, now: Instant) -> Result<(), GroupSessionError> {
         loop {
-            match self.rtc.poll_output()? {
+            match parley_sfu::poll::poll_output(&mut self.rtc, now)? {
                 Output::Timeout(t) => {
                     self.timeout = t;
                     return Ok(());

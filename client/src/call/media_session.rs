@@ -654,7 +654,7 @@ impl MediaSession {
 
     fn drain(&mut self, now: Instant) -> Result<(), SessionError> {
         loop {
-            match self.rtc.poll_output()? {
+            match parley_sfu::poll::poll_output(&mut self.rtc, now)? {
                 Output::Timeout(t) => {
                     self.timeout = t;
                     return Ok(());
