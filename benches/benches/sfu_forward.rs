@@ -20,7 +20,8 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use parley_sfu::{CHANNEL_LABEL, ControlMessage, JoinClaims, Sfu, SfuConfig, TokenKey};
+use parley_sfu::{JoinClaims, Sfu, SfuConfig, TokenKey};
+use parley_wire::sfu::{CHANNEL_LABEL, ControlMessage};
 use str0m::change::{SdpAnswer, SdpOffer};
 use str0m::channel::ChannelId;
 use str0m::format::Codec;
@@ -58,11 +59,7 @@ impl Room {
         let mut audio_mid = None;
         for i in 0..=subscribers {
             let addr: SocketAddr = format!("10.0.1.{}:6000", i + 1).parse().unwrap();
-            let mut rtc = Rtc::builder()
-                .set_crypto_provider(parley_sfu::dtls::crypto_provider())
-                .clear_codecs()
-                .enable_opus(true, false)
-                .build(now);
+            let mut rtc = parley_rtc::build(parley_rtc::Role::GroupParticipant, now);
             rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
             let mut change = rtc.sdp_api();
             if i == 0 {

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use futures_util::{SinkExt, StreamExt};
-use parley_signaling::api::{
+use parley_wire::api::{
     self, Challenge, ChallengeRequest, ClientFrame, DeviceCreated, DeviceKeys, OutgoingEnvelope,
     RegisterRequest, ServerFrame, Token, TokenRequest,
 };

@@ -48,12 +48,11 @@ impl Endpoint {
 
     /// Also trusts every certificate in the PEM file at `path`.
     pub fn with_ca_file(mut self, path: &Path) -> Result<Self, EndpointError> {
-        let certs = parley_signaling::tls::read_certificates(path).map_err(|reason| {
-            EndpointError::CaFile {
+        let certs =
+            parley_wire::pem::read_certificates(path).map_err(|e| EndpointError::CaFile {
                 path: path.to_path_buf(),
-                reason,
-            }
-        })?;
+                reason: e.to_string(),
+            })?;
         self.extra_roots.extend(certs);
         Ok(self)
     }
@@ -70,7 +69,7 @@ impl Endpoint {
     }
 
     /// An HTTP client trusting this endpoint's roots.
-    pub(crate) fn http_client(&self) -> Result<reqwest::Client, EndpointError> {
+    pub fn http_client(&self) -> Result<reqwest::Client, EndpointError> {
         let mut builder = reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
             .use_rustls_tls();

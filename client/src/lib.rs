@@ -26,7 +26,6 @@ pub mod attachment;
 pub mod call;
 pub mod endpoint;
 pub mod group_sessions;
-pub mod loadtest;
 pub mod messenger;
 pub mod olm_machine;
 pub mod payload;

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use parley_signaling::api::{
+use parley_wire::api::{
     self, AckRequest, AddMember, ChallengeRequest, ClaimRequest, ClaimedKey, ClientFrame,
     CreateGroup, DeviceCreated, DeviceInfo, Envelope, ErrorBody, GroupInfo, KeyCount, LinkCode,
     LinkRequest, OutgoingEnvelope, RegisterRequest, SendRequest, SendResponse, ServerFrame, Token,
@@ -443,7 +443,7 @@ impl Messenger {
     /// end.
     pub async fn token(&mut self) -> Result<String, MessengerError> {
         if let Some(t) = &self.state.token
-            && t.expires_at - parley_signaling::now_ms() > TOKEN_MARGIN_MS
+            && t.expires_at - parley_wire::clock::now_ms() > TOKEN_MARGIN_MS
         {
             return Ok(t.token.clone());
         }
@@ -539,7 +539,7 @@ impl Messenger {
         let id = uuid::Uuid::new_v4().to_string();
         let payload = Payload::Text {
             id: id.clone(),
-            sent_at: parley_signaling::now_ms(),
+            sent_at: parley_wire::clock::now_ms(),
             to: to.to_string(),
             group: None,
             text: text.to_string(),
@@ -572,7 +572,7 @@ impl Messenger {
         let id = uuid::Uuid::new_v4().to_string();
         let payload = Payload::Attachment {
             id: id.clone(),
-            sent_at: parley_signaling::now_ms(),
+            sent_at: parley_wire::clock::now_ms(),
             to: to.to_string(),
             group: None,
             attachment: AttachmentRef {
@@ -742,8 +742,8 @@ impl Messenger {
     pub async fn relay_grant(
         &mut self,
         call_key: &[u8; 16],
-    ) -> Result<Option<parley_signaling::api::RelayGrant>, MessengerError> {
-        let request = parley_signaling::api::RelayRequest {
+    ) -> Result<Option<parley_wire::api::RelayGrant>, MessengerError> {
+        let request = parley_wire::api::RelayRequest {
             call_key: hex::encode(call_key),
         };
         match self.post("/v1/calls/relay", &request, "relay ticket").await {
@@ -758,7 +758,7 @@ impl Messenger {
     pub async fn group_call(
         &mut self,
         group_id: &str,
-    ) -> Result<parley_signaling::api::GroupCallGrant, MessengerError> {
+    ) -> Result<parley_wire::api::GroupCallGrant, MessengerError> {
         let path = format!("/v1/groups/{group_id}/call");
         self.post(&path, &serde_json::json!({}), "group call token")
             .await
@@ -868,7 +868,7 @@ impl Messenger {
         let id = uuid::Uuid::new_v4().to_string();
         let payload = Payload::Text {
             id: id.clone(),
-            sent_at: parley_signaling::now_ms(),
+            sent_at: parley_wire::clock::now_ms(),
             to: group_id.to_string(),
             group: Some(group_id.to_string()),
             text: text.to_string(),
@@ -1259,8 +1259,8 @@ impl DemoRoom {
         &self,
         room: &str,
         name: &str,
-    ) -> Result<parley_signaling::api::DemoJoinGrant, MessengerError> {
-        let request = parley_signaling::api::DemoJoinRequest {
+    ) -> Result<parley_wire::api::DemoJoinGrant, MessengerError> {
+        let request = parley_wire::api::DemoJoinRequest {
             room: room.to_string(),
             name: name.to_string(),
         };
@@ -1294,12 +1294,12 @@ async fn sfu_join(
     token: &str,
     offer: &str,
 ) -> Result<String, MessengerError> {
-    let request = parley_signaling::api::SfuJoinRequest {
+    let request = parley_wire::api::SfuJoinRequest {
         room: room.to_string(),
         token: token.to_string(),
         offer: offer.to_string(),
     };
-    let joined: parley_signaling::api::SfuJoinAnswer =
+    let joined: parley_wire::api::SfuJoinAnswer =
         post_json(http, server, "/v1/sfu/join", None, &request, "SFU join").await?;
     Ok(joined.answer)
 }

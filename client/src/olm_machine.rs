@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use parley_signaling::api::{self, ClaimedKey, DeviceInfo, DeviceKeys, SignedKey};
+use parley_wire::api::{self, ClaimedKey, DeviceInfo, DeviceKeys, SignedKey};
 use serde::{Deserialize, Serialize};
 use vodozemac::olm::{Account, AccountPickle, OlmMessage, Session, SessionConfig, SessionPickle};
 use vodozemac::{Curve25519PublicKey, Ed25519PublicKey, Ed25519Signature};

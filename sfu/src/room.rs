@@ -21,15 +21,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use str0m::bwe::{Bitrate, BweKind};
+use str0m::bwe::BweKind;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::ChannelId;
 use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, MediaTime, Mid, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcError};
 
-use crate::control::{CHANNEL_LABEL, ControlMessage, Participant, TrackKind};
 use crate::token::{TokenError, TokenKey};
+use parley_wire::sfu::{CHANNEL_LABEL, ControlMessage, Participant, TrackKind};
 
 /// Active speaker: a sender's loudness (127 + dBov, so 0 is silence and
 /// 127 full scale) is smoothed over about 200 ms of 20 ms frames...
@@ -44,10 +44,6 @@ const LOUDNESS_STALE: Duration = Duration::from_millis(500);
 /// The speaker is re-evaluated at most this often per room.
 const SPEAKER_INTERVAL: Duration = Duration::from_millis(200);
 
-/// Simulcast: a subscriber's bandwidth estimate starts here...
-const BWE_INITIAL_KBPS: u64 = 1_000;
-/// ...and str0m probes toward this (three high layers' worth).
-const BWE_DESIRED_KBPS: u64 = 2_500;
 /// The budget one video track of a subscriber needs to get a layer, by rid
 /// (publishers name their layers `h`, `m`, `l`, highest first; an unknown
 /// rid counts as the lowest). A subscriber moves up when the budget is
@@ -415,20 +411,7 @@ impl Sfu {
             return Err(JoinError::NoDataChannel);
         }
         let offer = SdpOffer::from_sdp_string(offer).map_err(|e| JoinError::Sdp(e.to_string()))?;
-        let mut rtc = Rtc::builder()
-            .set_crypto_provider(crate::dtls::crypto_provider())
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_h264(true)
-            // Forward audio the moment it arrives: holding it back to
-            // reorder only adds delay the receiver's jitter buffer would
-            // have absorbed anyway.
-            .set_reordering_size_audio(0)
-            // A TWCC estimate per subscriber picks its simulcast layers.
-            .enable_bwe(Some(Bitrate::kbps(BWE_INITIAL_KBPS)))
-            .build(now);
-        rtc.bwe()
-            .set_bitrate(Bitrate::kbps(0), Bitrate::kbps(BWE_DESIRED_KBPS));
+        let mut rtc = parley_rtc::build(parley_rtc::Role::Sfu, now);
         let candidate = Candidate::host(self.config.public_addr, "udp")
             .map_err(|e| JoinError::Sdp(format!("host candidate: {e}")))?;
         rtc.add_local_candidate(candidate);
@@ -666,7 +649,7 @@ impl Sfu {
         peer.negotiate_if_needed();
         peer.flush_control();
         loop {
-            let output = match crate::poll::poll_output(&mut peer.rtc, now) {
+            let output = match parley_rtc::poll_output(&mut peer.rtc, now) {
                 Ok(output) => output,
                 Err(e) => {
                     peer.gone = Some(LeaveReason::Failed(e.to_string()));
@@ -1265,7 +1248,7 @@ impl Peer {
             if let TrackOutState::Negotiating(m) = track.state {
                 track.state = TrackOutState::Open(m);
                 if track.kind == MediaKind::Video {
-                    crate::rtx::relax_resend_cap(&mut self.rtc, m, None);
+                    parley_rtc::on_video_send_stream(&mut self.rtc, m, None);
                     opened.push((track.source.id, track.source_mid));
                 }
             }

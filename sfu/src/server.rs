@@ -2,13 +2,13 @@
 //! [`Sfu`] core, and takes joins from the HTTP side through a channel.
 
 use std::net::SocketAddr;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::control::Participant;
 use crate::room::{JoinError, Sfu, SfuConfig, SfuEvent, SfuStats};
+use parley_wire::sfu::Participant;
 
 /// Largest datagram read (above any path MTU).
 const MAX_DATAGRAM: usize = 2048;
@@ -118,12 +118,6 @@ pub fn start(socket: UdpSocket, config: SfuConfig) -> SfuHandle {
     }
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now() // clock-ok: the shell owns the wall clock (token expiry)
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 async fn serve(socket: UdpSocket, mut sfu: Sfu, mut commands: mpsc::Receiver<Command>) {
     let local = match socket.local_addr() {
         Ok(local) => local,
@@ -158,7 +152,7 @@ async fn serve(socket: UdpSocket, mut sfu: Sfu, mut commands: mpsc::Receiver<Com
             command = commands.recv() => match command {
                 Some(Command::Join { room, token, offer, reply }) => {
                     let now = Instant::now(); // clock-ok: the shell stamps inputs
-                    let answer = sfu.join(now, unix_now(), &room, &token, &offer);
+                    let answer = sfu.join(now, parley_wire::clock::now_secs(), &room, &token, &offer);
                     let _ = reply.send(answer);
                 }
                 Some(Command::Stats(reply)) => {

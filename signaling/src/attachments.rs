@@ -12,10 +12,11 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use crate::api::{AttachmentCreated, ErrorBody};
+use crate::AppState;
 use crate::auth::AuthDevice;
 use crate::error::ApiError;
-use crate::{AppState, now_ms};
+use parley_wire::api::{AttachmentCreated, ErrorBody};
+use parley_wire::clock::now_ms;
 
 /// `POST /v1/attachments`: the body is the ciphertext.
 #[utoipa::path(post, path = "/v1/attachments", tag = "attachments", security(("bearer" = [])), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The encrypted blob"), responses((status = 200, body = AttachmentCreated), (status = 413, body = ErrorBody)))]

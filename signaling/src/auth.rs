@@ -50,7 +50,7 @@ impl FromRequestParts<AppState> for AuthDevice {
         };
         let store = state.store();
         let device_id = store
-            .token_device(&hash(&token), crate::now_ms())
+            .token_device(&hash(&token), parley_wire::clock::now_ms())
             .await?
             .ok_or(ApiError::Unauthorized)?;
         if let Err(wait) = state.limiter().check(&device_id, std::time::Instant::now()) {

@@ -9,7 +9,7 @@ use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
-use crate::api::ErrorBody;
+use parley_wire::api::ErrorBody;
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -12,12 +12,12 @@ use axum::extract::{Path, State};
 use parley_sfu::{JoinClaims, JoinError, SfuHandle, TokenKey};
 
 use crate::AppState;
-use crate::api::{
-    DemoJoinGrant, DemoJoinRequest, ErrorBody, GroupCallGrant, SfuJoinAnswer, SfuJoinRequest,
-};
 use crate::auth::AuthDevice;
 use crate::error::{ApiError, ApiJson};
 use crate::routes::member_view;
+use parley_wire::api::{
+    DemoJoinGrant, DemoJoinRequest, ErrorBody, GroupCallGrant, SfuJoinAnswer, SfuJoinRequest,
+};
 
 /// How long a join token is valid: long enough to set up a session, short
 /// enough that a leaked one is soon useless (a re-join asks again).
@@ -40,12 +40,6 @@ pub struct GroupCalls {
 /// the two never meet.
 pub const DEMO_ROOM_PREFIX: &str = "demo-";
 
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 fn sfu(state: &AppState) -> Result<&GroupCalls, ApiError> {
     state
         .config()
@@ -64,7 +58,7 @@ pub async fn group_call(
 ) -> Result<Json<GroupCallGrant>, ApiError> {
     let calls = sfu(&state)?;
     let group = member_view(&state, &auth, &group_id).await?;
-    let expires_at = unix_now() + JOIN_TOKEN_TTL_SECS;
+    let expires_at = parley_wire::clock::now_secs() + JOIN_TOKEN_TTL_SECS;
     let token = calls.key.sign(&JoinClaims {
         room: group.group_id.clone(),
         user: auth.handle,
@@ -113,7 +107,7 @@ pub async fn demo_join(
     }
     let room = format!("{DEMO_ROOM_PREFIX}{}", request.room);
     let device = uuid::Uuid::new_v4().to_string();
-    let expires_at = unix_now() + JOIN_TOKEN_TTL_SECS;
+    let expires_at = parley_wire::clock::now_secs() + JOIN_TOKEN_TTL_SECS;
     let token = calls.key.sign(&JoinClaims {
         room: room.clone(),
         user: name.to_string(),

@@ -43,7 +43,6 @@
 //! status ([`error::ApiError`]).
 #![forbid(unsafe_code)]
 
-pub mod api;
 pub mod attachments;
 pub mod auth;
 pub mod error;
@@ -53,6 +52,7 @@ pub mod metrics;
 pub mod rate_limit;
 pub mod relay;
 pub mod routes;
+pub mod server;
 pub mod store;
 pub mod tls;
 pub mod ws;
@@ -244,12 +244,4 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
-}
-
-/// Unix time in milliseconds: the server's only clock read, passed down to
-/// everything that checks expiry.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -12,8 +12,8 @@
 //! candidate of its own: ICE's checks go through the relay like any other
 //! path and a direct pair, when one works, wins on priority.
 //!
-//! Datagrams are told apart by their first byte (RFC 7983): 0-3 STUN,
-//! 20-63 DTLS, 128-191 RTP/RTCP, and `P` (80) for [`MAGIC`] registrations.
+//! The datagram formats (registration, STUN binding) are wire types:
+//! [`parley_wire::relay`].
 //!
 //! [`RelayCore`] is sans-IO and takes `now`; [`serve`] is the socket loop.
 
@@ -22,23 +22,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytecodec::{DecodeExt, EncodeExt};
 use hmac::{Hmac, Mac};
+use parley_wire::relay::{CALL_KEY_LEN, MAGIC, Registration, TICKET_LEN, answer_binding};
 use sha2::Sha256;
-use stun_codec::rfc5389::attributes::{Username, XorMappedAddress};
-use stun_codec::rfc5389::{Attribute, methods::BINDING};
-use stun_codec::{Message, MessageClass, MessageDecoder, MessageEncoder, TransactionId};
 
-/// First bytes of a registration (and of its acknowledgement).
-pub const MAGIC: &[u8; 4] = b"PRLY";
-/// Registration message type.
-const REGISTER: u8 = 1;
-/// Acknowledgement message type.
-const REGISTERED: u8 = 2;
-/// A call key's length.
-pub const CALL_KEY_LEN: usize = 16;
-/// A ticket's length (HMAC-SHA256).
-pub const TICKET_LEN: usize = 32;
 /// An end that sends nothing for this long is forgotten (ICE consent
 /// checks keep a live call well inside it).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -155,9 +142,7 @@ impl RelayCore {
             return match self.register(now, unix_ms, from, data) {
                 Ok(()) => {
                     self.stats.registered += 1;
-                    let mut ack = MAGIC.to_vec();
-                    ack.push(REGISTERED);
-                    Action::Reply(ack)
+                    Action::Reply(parley_wire::relay::registered_ack())
                 }
                 Err(e) => {
                     tracing::debug!(%from, error = %e, "relay registration refused");
@@ -212,20 +197,12 @@ impl RelayCore {
         from: SocketAddr,
         data: &[u8],
     ) -> Result<(), RelayError> {
-        let rest = data
-            .get(MAGIC.len()..)
-            .filter(|r| r.first() == Some(&REGISTER))
-            .map(|r| &r[1..])
-            .ok_or(RelayError::Malformed)?;
-        if rest.len() <= CALL_KEY_LEN + 8 + TICKET_LEN {
-            return Err(RelayError::Malformed);
-        }
-        let (call_key, rest) = rest.split_at(CALL_KEY_LEN);
-        let (expires, rest) = rest.split_at(8);
-        let (ticket, device) = rest.split_at(TICKET_LEN);
-        let call_key: [u8; CALL_KEY_LEN] = call_key.try_into().expect("split at length");
-        let expires_at = i64::from_be_bytes(expires.try_into().expect("split at 8"));
-        let device = std::str::from_utf8(device).map_err(|_| RelayError::Malformed)?;
+        let Registration {
+            call_key,
+            expires_at,
+            ticket,
+            device,
+        } = Registration::parse(data).ok_or(RelayError::Malformed)?;
         // Constant-time comparison.
         self.mac(&call_key, device, expires_at)
             .verify_slice(ticket)
@@ -270,77 +247,6 @@ impl RelayCore {
         }
         to
     }
-}
-
-/// A STUN binding message of `class`, if `data` is one (RFC 7983: STUN
-/// starts with 0-3).
-fn binding_message(data: &[u8], class: MessageClass) -> Option<Message<Attribute>> {
-    if data.len() < 20 || data[0] >= 4 {
-        return None;
-    }
-    let message = MessageDecoder::<Attribute>::new()
-        .decode_from_bytes(data)
-        .ok()?
-        .ok()?;
-    (message.class() == class && message.method() == BINDING).then_some(message)
-}
-
-/// The binding success for a plain (no USERNAME: not ICE) STUN binding
-/// request, carrying `from` as XOR-MAPPED-ADDRESS; `None` for anything
-/// else.
-fn answer_binding(data: &[u8], from: SocketAddr) -> Option<Vec<u8>> {
-    let request = binding_message(data, MessageClass::Request)?;
-    if request.get_attribute::<Username>().is_some() {
-        return None;
-    }
-    let mut reply = Message::<Attribute>::new(
-        MessageClass::SuccessResponse,
-        BINDING,
-        request.transaction_id(),
-    );
-    reply.add_attribute(XorMappedAddress::new(from));
-    MessageEncoder::new().encode_into_bytes(reply).ok()
-}
-
-/// A STUN binding request (client side) with transaction id `id`.
-pub fn binding_request(id: [u8; 12]) -> Vec<u8> {
-    let request = Message::<Attribute>::new(MessageClass::Request, BINDING, TransactionId::new(id));
-    MessageEncoder::new()
-        .encode_into_bytes(request)
-        .expect("an attribute-less request always encodes")
-}
-
-/// The reflexive address in a binding success for request `id`; `None`
-/// for any other datagram.
-pub fn binding_response(data: &[u8], id: [u8; 12]) -> Option<SocketAddr> {
-    let response = binding_message(data, MessageClass::SuccessResponse)?;
-    if response.transaction_id() != TransactionId::new(id) {
-        return None;
-    }
-    response
-        .get_attribute::<XorMappedAddress>()
-        .map(XorMappedAddress::address)
-}
-
-/// Builds a registration datagram (the client side of the format).
-pub fn registration(
-    call_key: &[u8; CALL_KEY_LEN],
-    expires_at: i64,
-    ticket: &[u8; TICKET_LEN],
-    device: &str,
-) -> Vec<u8> {
-    let mut out = MAGIC.to_vec();
-    out.push(REGISTER);
-    out.extend_from_slice(call_key);
-    out.extend_from_slice(&expires_at.to_be_bytes());
-    out.extend_from_slice(ticket);
-    out.extend_from_slice(device.as_bytes());
-    out
-}
-
-/// Whether a datagram is the relay's acknowledgement of a registration.
-pub fn is_registered_ack(data: &[u8]) -> bool {
-    data.len() == MAGIC.len() + 1 && data.starts_with(MAGIC) && data[MAGIC.len()] == REGISTERED
 }
 
 /// The relay shared between the UDP loop and the HTTP API (which signs
@@ -414,7 +320,7 @@ async fn serve(socket: tokio::net::UdpSocket, core: Arc<Mutex<RelayCore>>) {
                         continue;
                     }
                 };
-                let unix_ms = crate::now_ms();
+                let unix_ms = parley_wire::clock::now_ms();
                 let reply = {
                     let mut core = core.lock().expect("relay lock");
                     match core.handle(Instant::now(), unix_ms, from, &buf[..n]) {
@@ -436,7 +342,24 @@ async fn serve(socket: tokio::net::UdpSocket, core: Arc<Mutex<RelayCore>>) {
 
 #[cfg(test)]
 mod tests {
+    use parley_wire::relay::{binding_request, binding_response, is_registered_ack};
+
     use super::*;
+
+    fn registration(
+        call_key: &[u8; CALL_KEY_LEN],
+        expires_at: i64,
+        ticket: &[u8; TICKET_LEN],
+        device: &str,
+    ) -> Vec<u8> {
+        Registration {
+            call_key: *call_key,
+            expires_at,
+            ticket,
+            device,
+        }
+        .to_bytes()
+    }
 
     fn addr(port: u16) -> SocketAddr {
         SocketAddr::from(([10, 0, 0, 1], port))

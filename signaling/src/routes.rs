@@ -6,11 +6,12 @@ use axum::extract::{Path, State};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
-use crate::api::*;
+use crate::AppState;
 use crate::auth::{AuthDevice, hash, random_secret, verify};
 use crate::error::{ApiError, ApiJson};
 use crate::store::{User, is_unique_violation};
-use crate::{AppState, now_ms};
+use parley_wire::api::*;
+use parley_wire::clock::now_ms;
 
 /// Most one-time keys accepted in one upload.
 const MAX_KEYS_PER_UPLOAD: usize = 200;
@@ -183,7 +184,7 @@ pub async fn call_relay(
         .relay
         .as_ref()
         .ok_or_else(|| ApiError::NotFound("this server runs no call relay".into()))?;
-    let call_key: [u8; crate::relay::CALL_KEY_LEN] = hex::decode(&request.call_key)
+    let call_key: [u8; parley_wire::relay::CALL_KEY_LEN] = hex::decode(&request.call_key)
         .ok()
         .and_then(|k| k.try_into().ok())
         .ok_or_else(|| ApiError::BadRequest("call_key must be 16 bytes of hex".into()))?;

@@ -11,7 +11,7 @@
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 
-use crate::api::{ClaimedKey, DeviceInfo, Envelope, GroupInfo, OutgoingEnvelope, SignedKey};
+use parley_wire::api::{ClaimedKey, DeviceInfo, Envelope, GroupInfo, OutgoingEnvelope, SignedKey};
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum_server::tls_rustls::RustlsConfig;
+use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 /// How long open connections get to finish after shutdown is asked for.
 const DRAIN_TIME: Duration = Duration::from_secs(5);
@@ -48,10 +48,11 @@ pub fn load_server_config(
     cert_path: &Path,
     key_path: &Path,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let chain = read_certificates(cert_path).map_err(|reason| TlsError::Certificate {
-        path: cert_path.to_path_buf(),
-        reason,
-    })?;
+    let chain =
+        parley_wire::pem::read_certificates(cert_path).map_err(|e| TlsError::Certificate {
+            path: cert_path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
     let key = PrivateKeyDer::from_pem_file(key_path).map_err(|e| TlsError::PrivateKey {
         path: key_path.to_path_buf(),
         reason: e.to_string(),
@@ -63,19 +64,6 @@ pub fn load_server_config(
         .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
-}
-
-/// Every certificate in the PEM file at `path`; an error (as text, for the
-/// caller's own error type) when it cannot be read or holds none.
-pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| e.to_string())?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| e.to_string())?;
-    if certs.is_empty() {
-        return Err("no PEM certificate in the file".into());
-    }
-    Ok(certs)
 }
 
 /// Serves `app` over TLS on `listener` until `shutdown` completes, then

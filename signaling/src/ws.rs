@@ -13,10 +13,10 @@ use axum::response::Response;
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 
 use crate::AppState;
-use crate::api::{ClientFrame, ErrorBody, ServerFrame};
 use crate::auth::AuthDevice;
 use crate::error::ApiError;
 use crate::routes::accept_envelopes;
+use parley_wire::api::{ClientFrame, ErrorBody, ServerFrame};
 
 /// Largest frame a client may send: a send of a few envelopes.
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;

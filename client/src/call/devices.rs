@@ -18,6 +18,42 @@ use parley_media::video::{FrameRate, I420Frame, VideoSink, VideoSource};
 use parley_media::wav_file::{WavSink, WavSource};
 use parley_media::y4m_file::{Y4mHeader, Y4mSink, Y4mSource};
 
+#[cfg(feature = "devices")]
+use super::{camera, sound};
+#[cfg(not(feature = "devices"))]
+use no_devices as camera;
+#[cfg(not(feature = "devices"))]
+use no_devices as sound;
+
+/// Built without the `devices` feature (no cpal, no nokhwa): every device
+/// name is refused with a message that says why.
+#[cfg(not(feature = "devices"))]
+mod no_devices {
+    use parley_media::audio::{AudioSink, AudioSource};
+    use parley_media::video::VideoSource;
+
+    use super::DeviceError;
+
+    fn refused(name: &str) -> DeviceError {
+        DeviceError::Unknown(format!(
+            "{name:?}: this build has no device support (the `devices` feature is off); \
+             use a file or a synthetic source"
+        ))
+    }
+
+    pub fn open_capture(name: &str) -> Result<Box<dyn AudioSource + Send>, DeviceError> {
+        Err(refused(name))
+    }
+
+    pub fn open_playback(name: &str) -> Result<Box<dyn AudioSink + Send>, DeviceError> {
+        Err(refused(name))
+    }
+
+    pub fn open_camera(name: &str) -> Result<Box<dyn VideoSource + Send>, DeviceError> {
+        Err(refused(name))
+    }
+}
+
 /// A device or file that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum DeviceError {
@@ -194,7 +230,7 @@ pub fn open_audio_input(input: &AudioInput) -> Result<Box<dyn AudioSource + Send
             Box::new(WavSource::open(path, false).map_err(|e| file_error(path, e))?),
             false,
         )),
-        AudioInput::Device(name) => super::sound::open_capture(name)?,
+        AudioInput::Device(name) => sound::open_capture(name)?,
     })
 }
 
@@ -214,7 +250,7 @@ pub fn open_audio_output(output: &AudioOutput) -> Result<Box<dyn AudioSink + Sen
         AudioOutput::File(path) => {
             Box::new(WavSink::create(path).map_err(|e| file_error(path, e))?)
         }
-        AudioOutput::Device(name) => super::sound::open_playback(name)?,
+        AudioOutput::Device(name) => sound::open_playback(name)?,
     })
 }
 
@@ -231,7 +267,7 @@ pub fn open_video_input(
         VideoInput::File(path) => Some(Box::new(
             Y4mSource::open(path).map_err(|e| file_error(path, e))?,
         )),
-        VideoInput::Device(name) => Some(super::camera::open_camera(name)?),
+        VideoInput::Device(name) => Some(camera::open_camera(name)?),
     })
 }
 

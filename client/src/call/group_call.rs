@@ -34,7 +34,7 @@ use super::phone::media_socket;
 use super::runner::{CONNECT_TIMEOUT, candidate_addr};
 use super::signal::CallSignal;
 use crate::messenger::{Connection, DemoRoom, Event, Messenger, MessengerError};
-use parley_signaling::api::ServerFrame;
+use parley_wire::api::ServerFrame;
 
 /// Audio frame length.
 const FRAME: Duration = Duration::from_millis(20);

@@ -30,7 +30,7 @@ use parley_media::h264::{H264Config, H264Decoder, H264Encoder};
 use parley_media::jitter_buffer::{JitterBuffer, JitterBufferConfig, Playout};
 use parley_media::opus_codec::{OpusConfig, OpusEncoder};
 use parley_media::video::I420Frame;
-use parley_sfu::{CHANNEL_LABEL, ControlMessage, Participant, TrackKind};
+use parley_wire::sfu::{CHANNEL_LABEL, ControlMessage, Participant, TrackKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::channel::ChannelId;
 use str0m::format::Codec;
@@ -217,13 +217,7 @@ impl GroupSession {
         publish: Publish,
         keys: GroupKeys,
     ) -> Result<(Self, String), GroupSessionError> {
-        let mut rtc = Rtc::builder()
-            .set_crypto_provider(parley_sfu::dtls::crypto_provider())
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_h264(true)
-            .set_reordering_size_audio(0)
-            .build(now);
+        let mut rtc = parley_rtc::build(parley_rtc::Role::GroupParticipant, now);
         let candidate = Candidate::host(local_addr, "udp")
             .map_err(|e| GroupSessionError::Sdp(format!("local candidate {local_addr}: {e}")))?;
         rtc.add_local_candidate(candidate);
@@ -302,7 +296,7 @@ impl GroupSession {
                 vec![None]
             };
             for rid in rids {
-                parley_sfu::rtx::relax_resend_cap(&mut self.rtc, mid, rid);
+                parley_rtc::on_video_send_stream(&mut self.rtc, mid, rid);
             }
         }
         self.drain(now)
@@ -567,7 +561,7 @@ impl GroupSession {
 
     fn drain(&mut self, now: Instant) -> Result<(), GroupSessionError> {
         loop {
-            match parley_sfu::poll::poll_output(&mut self.rtc, now)? {
+            match parley_rtc::poll_output(&mut self.rtc, now)? {
                 Output::Timeout(t) => {
                     self.timeout = t;
                     return Ok(());

@@ -26,7 +26,7 @@ use parley_media::jitter_buffer::{
 use parley_media::opus_codec::{OpusConfig, OpusEncoder};
 use parley_media::rtp::RtpPacket;
 use parley_media::video::I420Frame;
-use str0m::bwe::{Bitrate, BweKind};
+use str0m::bwe::BweKind;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction as MediaDirection, KeyframeRequestKind, MediaKind, MediaTime, Mid};
@@ -47,11 +47,6 @@ const PLI_INTERVAL_MIN: Duration = Duration::from_millis(50);
 const PLI_INTERVAL_MAX: Duration = Duration::from_millis(300);
 const PLI_INTERVAL_UNKNOWN_RTT: Duration = Duration::from_millis(100);
 
-/// Where the bandwidth estimate starts, and what it may probe up to: VGA
-/// H.264 looks good from about 600 kbit/s and gains little past 1.5 Mbit/s.
-const BWE_INITIAL_KBPS: u64 = 600;
-const BWE_DESIRED_KBPS: u64 = 1_500;
-
 /// The share of the estimate left for audio, RTP/SRTP headers and
 /// retransmissions when sizing the video encoder.
 const VIDEO_SHARE_OF_ESTIMATE: f64 = 0.85;
@@ -70,23 +65,16 @@ const OPUS_BITRATE_BPS: u32 = 48_000;
 const OPUS_LOSS_FLOOR_PCT: u8 = 10;
 const OPUS_LOSS_CEILING_PCT: u8 = 30;
 
-/// RFC 2198 redundancy (RED) for audio: each packet also carries the
-/// frames one and two packets back, so a lost frame is rebuilt whole (not
-/// from Opus's low-rate FEC) unless three packets in a row are lost. It
+/// RFC 2198 redundancy (RED) for audio (`parley_rtc::profile::RED_DISTANCES`:
+/// each packet also carries the frames one and two packets back, so a lost
+/// frame is rebuilt whole, not from Opus's low-rate FEC, unless three
+/// packets in a row are lost). It
 /// costs 2.5x the audio on the wire (69 -> 175 kbit/s in `parley-bench
 /// loss`, which compares it with FEC alone), so calls turn it on only when
 /// the peer reports at least [`RED_ON_LOSS`] and off again below
 /// [`RED_OFF_LOSS`].
-const RED_DISTANCES: [u32; 2] = [1, 2];
 const RED_ON_LOSS: f32 = 0.05;
 const RED_OFF_LOSS: f32 = 0.02;
-
-/// How often each end reports what it received of the other's audio
-/// (RTCP receiver reports), and so how fast FEC follows loss. str0m's
-/// default is RFC 3550's 5 s: `parley-bench loss` found audio-only calls
-/// still sized for 10 % after 8 s at 20 % loss. A report a second is
-/// ~100 bytes/s each way.
-const AUDIO_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Why the media session failed.
 #[derive(Debug, thiserror::Error)]
@@ -268,25 +256,7 @@ impl MediaSession {
         secret: &MasterSecret,
         call_id: &str,
     ) -> Result<Self, SessionError> {
-        let mut builder = Rtc::builder()
-            .set_crypto_provider(parley_sfu::dtls::crypto_provider())
-            .clear_codecs()
-            .enable_opus(true, true)
-            .set_red_distances(&RED_DISTANCES)
-            .enable_h264(true)
-            .set_stats_interval(Some(Duration::from_secs(1)))
-            .set_rtcp_report_interval_audio(AUDIO_REPORT_INTERVAL);
-        if video {
-            // TWCC bandwidth estimation drives the video encoder's bitrate;
-            // an audio-only call has nothing to adapt.
-            builder = builder.enable_bwe(Some(Bitrate::kbps(BWE_INITIAL_KBPS)));
-        }
-        let mut rtc = builder
-            // Our jitter buffer reorders, recovers from FEC and conceals;
-            // str0m holding audio back after a gap (15 packets by default)
-            // would only add 300 ms of delay to every loss.
-            .set_reordering_size_audio(0)
-            .build(now);
+        let mut rtc = parley_rtc::build(parley_rtc::Role::Call { video }, now);
         let candidate = Candidate::host(local_addr, "udp")
             .map_err(|e| SessionError::Sdp(format!("local candidate {local_addr}: {e}")))?;
         rtc.add_local_candidate(candidate);
@@ -294,11 +264,6 @@ impl MediaSession {
             Role::Caller => (Direction::CallerToCallee, Direction::CalleeToCaller),
             Role::Callee => (Direction::CalleeToCaller, Direction::CallerToCallee),
         };
-        if video {
-            // No padding floor of our own: video fills the estimate.
-            rtc.bwe()
-                .set_bitrate(Bitrate::kbps(0), Bitrate::kbps(BWE_DESIRED_KBPS));
-        }
         let opus_config = OpusConfig {
             bitrate_bps: OPUS_BITRATE_BPS,
             ..OpusConfig::default()
@@ -431,7 +396,7 @@ impl MediaSession {
     /// nothing, so every NACK goes unanswered.
     fn configure_video_resends(&mut self, mid: Mid) {
         if self.protection.video_nack {
-            parley_sfu::rtx::relax_resend_cap(&mut self.rtc, mid, None);
+            parley_rtc::on_video_send_stream(&mut self.rtc, mid, None);
         } else if let Some(stream) = self.rtc.direct_api().stream_tx_by_mid(mid, None) {
             stream.set_rtx_cache(1, Duration::ZERO, None);
         }
@@ -654,7 +619,7 @@ impl MediaSession {
 
     fn drain(&mut self, now: Instant) -> Result<(), SessionError> {
         loop {
-            match parley_sfu::poll::poll_output(&mut self.rtc, now)? {
+            match parley_rtc::poll_output(&mut self.rtc, now)? {
                 Output::Timeout(t) => {
                     self.timeout = t;
                     return Ok(());

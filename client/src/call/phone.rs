@@ -651,7 +651,13 @@ async fn server_assist(
         .ok()
         .and_then(|t| t.try_into().ok());
     let registration = ticket.map(|ticket| {
-        parley_signaling::relay::registration(&call_key, grant.expires_at, &ticket, m.device_id())
+        parley_wire::relay::Registration {
+            call_key,
+            expires_at: grant.expires_at,
+            ticket: &ticket,
+            device: m.device_id(),
+        }
+        .to_bytes()
     });
     Some(ServerAssist { addr, registration })
 }

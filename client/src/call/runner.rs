@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use super::media_session::{MediaSession, SessionError, SessionEvent, SessionStats};
 use super::stats::LiveStats;
-use parley_signaling::relay;
+use parley_wire::relay;
 
 /// Audio frame length.
 const FRAME: Duration = Duration::from_millis(20);

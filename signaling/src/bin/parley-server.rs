@@ -9,10 +9,9 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Parser;
-use parley_signaling::store::Store;
-use parley_signaling::{AppState, ServerConfig, app, group_calls, relay, tls};
+use parley_signaling::server::{DEFAULT_RELAY_PORT, DEFAULT_SFU_PORT, Server, SfuSetup, Udp};
+use parley_signaling::{ServerConfig, tls};
 
 #[derive(Parser)]
 #[command(name = "parley-server", version, about = "Parley signaling server")]
@@ -84,87 +83,63 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
-    std::fs::create_dir_all(&args.data_dir)
-        .with_context(|| format!("creating {}", args.data_dir.display()))?;
-    let db = args
-        .db
-        .unwrap_or_else(|| format!("sqlite://{}", args.data_dir.join("parley.db").display()));
-    let store = Store::open(&db)
-        .await
-        .with_context(|| format!("opening {db}"))?;
-    let relay = if args.no_udp {
-        None
-    } else {
-        let udp = args.udp.unwrap_or_else(|| {
-            let port = if args.listen.port() == 0 { 0 } else { 3478 };
-            SocketAddr::new(args.listen.ip(), port)
-        });
-        let relay = relay::start(udp, args.public_udp)
-            .await
-            .with_context(|| format!("binding UDP {udp}"))?;
-        Some(relay)
-    };
-    let sfu = if args.no_sfu {
-        None
-    } else {
-        let udp = args.sfu_udp.unwrap_or_else(|| {
-            let port = if args.listen.port() == 0 { 0 } else { 3479 };
-            SocketAddr::new(args.listen.ip(), port)
-        });
-        if udp.ip().is_unspecified() && args.public_sfu_udp.is_none() {
-            // ICE needs a concrete address in the SFU's answer.
-            tracing::warn!(%udp, "no SFU: it would listen on an unspecified address; give --public-sfu-udp");
-            None
-        } else {
-            let (socket, public) = parley_sfu::server::bind(udp, args.public_sfu_udp)
-                .await
-                .with_context(|| format!("binding SFU UDP {udp}"))?;
-            let key = match &args.sfu_token_secret {
-                Some(secret) => parley_sfu::TokenKey::from_secret_str(secret),
-                None => parley_sfu::TokenKey::generate(),
-            };
-            let handle =
-                parley_sfu::server::start(socket, parley_sfu::SfuConfig::new(public, key.clone()));
-            Some(group_calls::GroupCalls {
-                sfu: handle,
-                key,
-                demo_rooms: args.demo,
-            })
-        }
-    };
-    let config = ServerConfig {
-        max_queue: args.max_queue,
-        blob_dir: args.data_dir.join("blobs"),
-        metrics_token: args.metrics_token,
-        relay,
-        sfu,
-        ..ServerConfig::default()
-    };
     // Load the pair before binding so a bad file fails fast and clearly.
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(tls::load_server_config(cert, key)?),
         _ => None,
     };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
-    let addr = listener.local_addr()?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
+    let relay = match (args.no_udp, args.udp) {
+        (true, _) => Udp::Off,
+        (false, None) if args.public_udp.is_none() => Udp::Default,
+        (false, bind) => Udp::At {
+            bind: bind.unwrap_or_else(|| SocketAddr::new(args.listen.ip(), DEFAULT_RELAY_PORT)),
+            public: args.public_udp,
+        },
+    };
+    let sfu_ip = args.sfu_udp.map_or(args.listen.ip(), |a| a.ip());
+    let sfu_udp = match (args.no_sfu, args.sfu_udp) {
+        (true, _) => Udp::Off,
+        (false, _) if sfu_ip.is_unspecified() && args.public_sfu_udp.is_none() => {
+            // ICE needs a concrete address in the SFU's answer.
+            tracing::warn!(%sfu_ip, "no SFU: it would listen on an unspecified address; give --public-sfu-udp");
+            Udp::Off
+        }
+        (false, None) if args.public_sfu_udp.is_none() => Udp::Default,
+        (false, bind) => Udp::At {
+            bind: bind.unwrap_or_else(|| SocketAddr::new(args.listen.ip(), DEFAULT_SFU_PORT)),
+            public: args.public_sfu_udp,
+        },
+    };
+    let server = Server::builder()
+        .listen(args.listen)
+        .data_dir(&args.data_dir)
+        .database(args.db)
+        .config(ServerConfig {
+            max_queue: args.max_queue,
+            metrics_token: args.metrics_token,
+            ..ServerConfig::default()
+        })
+        .relay(relay)
+        .sfu(SfuSetup {
+            udp: sfu_udp,
+            token_secret: args.sfu_token_secret,
+            demo_rooms: args.demo,
+        })
+        .tls(tls)
+        .start()
+        .await?;
     // Scripts and tests read these lines to find the ports: the address
     // first, then the relay's. One write, and its error ignored: a reader
     // that stops after the first line must not kill the server.
-    let mut lines = format!("parley-server listening on {scheme}://{addr}\n");
-    if let Some(relay) = &config.relay {
-        lines += &format!(
-            "parley-server relay and STUN on udp://{}\n",
-            relay.local_addr
-        );
+    let mut lines = format!("parley-server listening on {}\n", server.url());
+    if let Some(relay) = server.relay_addr() {
+        lines += &format!("parley-server relay and STUN on udp://{relay}\n");
     }
-    if let Some(calls) = &config.sfu {
-        lines += &format!("parley-server SFU on udp://{}\n", calls.sfu.public_addr);
-        if calls.demo_rooms {
-            lines += &format!("parley-server demo page at {scheme}://{addr}/demo\n");
-        }
+    if let Some(sfu) = server.sfu_addr() {
+        lines += &format!("parley-server SFU on udp://{sfu}\n");
+    }
+    if let Some(demo) = server.demo_url() {
+        lines += &format!("parley-server demo page at {demo}\n");
     }
     {
         use std::io::Write;
@@ -173,18 +148,10 @@ async fn main() -> anyhow::Result<()> {
             .write_all(lines.as_bytes())
             .and_then(|()| stdout.flush());
     }
-    tracing::info!(%addr, scheme, backend = ?store.backend(), "listening");
-    let app = app(AppState::new(store, config));
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    match tls {
-        Some(tls) => tls::serve(listener, app, tls, shutdown).await?,
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await?
-        }
-    }
+    server
+        .serve_until(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
     Ok(())
 }

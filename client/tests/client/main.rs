@@ -1,0 +1,9 @@
+//! The client SDK's own behaviour, with no server: call media sessions,
+//! their encryption and their refusals. (Behaviour against a real server
+//! is in `tests/tests/messaging` and `tests/tests/calls`; the `parley`
+//! binary's in `cli/tests/cli`.) One behaviour per module.
+
+mod call_camera_absent;
+mod call_malformed_signals;
+mod call_media_e2ee;
+mod call_tampered_keys;

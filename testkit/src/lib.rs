@@ -1,0 +1,25 @@
+//! Parley's test kit: what more than one crate's tests need, in one
+//! dev-only crate (never a normal dependency of anything).
+//!
+//! - [`group`]: group-call members through a real SFU on loopback;
+//! - [`server`]: a real signaling server in this process, on a loopback
+//!   port, through the same builder `parley-server` uses;
+//! - [`process`]: the real binaries as child processes;
+//! - [`netns`]: network namespaces as "two machines";
+//! - [`media_files`]: media files to feed programs.
+//!
+//! It may depend on every library crate in the workspace; only test
+//! targets, the CLI's tests and the benches depend on it, so there is no
+//! dependency cycle (`cargo metadata` shows none).
+#![forbid(unsafe_code)]
+
+pub mod group;
+pub mod media_files;
+pub mod netns;
+pub mod process;
+pub mod server;
+
+pub use media_files::write_pattern;
+pub use netns::{NetNs, default_route, link, namespaces_available};
+pub use process::{Process, binary, start_server, summary};
+pub use server::{TestServer, inbox, unique};

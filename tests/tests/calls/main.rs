@@ -1,0 +1,7 @@
+//! Group calls through the client SDK: real group sessions through a real
+//! SFU on loopback, joined through a real server. One behaviour per
+//! module.
+
+mod group_call_join;
+mod group_call_media;
+mod group_simulcast;

@@ -1,0 +1,19 @@
+//! Messaging through the client SDK against a real server in this process
+//! (SQLite, or PostgreSQL when `PARLEY_TEST_DATABASE_URL` is set). One
+//! behaviour per module.
+
+mod attachments;
+mod auth_tokens;
+mod bad_input;
+mod group_messaging;
+mod key_directory;
+mod messaging_duplicate_send;
+mod messaging_multi_device;
+mod messaging_offline_delivery;
+mod messaging_two_users;
+mod metrics_endpoint;
+mod openapi_document;
+mod queue_cap;
+mod rate_limit;
+mod receipts;
+mod vault_at_rest;
