@@ -11,7 +11,8 @@
 //! speech clip through Opus, the test pattern through OpenH264.
 //!
 //! The SFU forward path joins these when the SFU exists.
-
+// Benchmarks time real work on the wall clock and pick the origin of virtual time.
+#![allow(clippy::disallowed_methods)]
 // criterion_group! generates an undocumented function.
 #![allow(missing_docs)]
 

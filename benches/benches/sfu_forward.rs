@@ -12,7 +12,8 @@
 //!
 //! `cargo bench -p parley-bench --bench sfu_forward`. Throughput is in
 //! forwarded packets.
-
+// Benchmarks time real work on the wall clock and pick the origin of virtual time.
+#![allow(clippy::disallowed_methods)]
 // criterion_group! generates an undocumented function.
 #![allow(missing_docs)]
 

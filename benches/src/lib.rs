@@ -10,6 +10,8 @@
 //! - [`report`]: a benchmark's CSV, markdown table and SVG plots.
 //! - [`signaling_load`]: many devices on one `parley-server`, messages per
 //!   second, delivery latency and memory per idle connection.
+// Benchmarks time real work on the wall clock and pick the origin of virtual time.
+#![allow(clippy::disallowed_methods)]
 #![forbid(unsafe_code)]
 
 pub mod audio_loss;

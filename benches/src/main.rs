@@ -5,6 +5,8 @@
 //! parley-bench audio-loss [--runs 3] [--seed 1] [--json FILE] [--report DIR]
 //! parley-bench signaling [--devices 1000] [--messages 20000] [--db URL] [--json FILE]
 //! ```
+// Benchmarks time real work on the wall clock and pick the origin of virtual time.
+#![allow(clippy::disallowed_methods)]
 
 use std::io::Write;
 use std::path::PathBuf;

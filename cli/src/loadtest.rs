@@ -17,6 +17,8 @@
 //! The stamp rides in the payload rather than an RTP header extension:
 //! the SFU reassembles each frame and packetizes it again per subscriber,
 //! so only the payload goes end to end.
+// An IO shell: real sockets and threads on the wall clock, and latency measured on it.
+#![allow(clippy::disallowed_methods)]
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};

@@ -47,6 +47,7 @@ pub fn poll_output(rtc: &mut Rtc, now: Instant) -> Result<Output, RtcError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // Tests pick the origin of virtual time.
 mod tests {
     use std::net::SocketAddr;
     use std::time::Duration;

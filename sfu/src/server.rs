@@ -1,5 +1,7 @@
 //! The SFU's IO shell: one tokio task owns the UDP socket and the
 //! [`Sfu`] core, and takes joins from the HTTP side through a channel.
+// The SFU's IO shell: it stamps datagrams and timers with the wall clock for the sans-IO core.
+#![allow(clippy::disallowed_methods)]
 
 use std::net::SocketAddr;
 use std::time::Instant;

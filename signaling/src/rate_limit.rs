@@ -61,6 +61,7 @@ impl RateLimiter {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // Tests pick the origin of virtual time.
 mod tests {
     use super::*;
 

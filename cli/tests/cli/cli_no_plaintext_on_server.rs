@@ -29,7 +29,7 @@ fn server_database_and_logs_never_hold_the_plaintext() {
     let tmp = tempfile::tempdir().unwrap();
     let (data, log) = (tmp.path().join("server"), tmp.path().join("server.log"));
     let server = start_server(&data, &log);
-    let suffix = &uuid_like();
+    let suffix = &parley_testkit::unique("marker");
     let (alice, bob) = (format!("alice-{suffix}"), format!("bob-{suffix}"));
     let (alice_dir, bob_dir) = (tmp.path().join("alice"), tmp.path().join("bob"));
     let marker = format!("PLAINTEXT-MARKER-{suffix}");
@@ -76,12 +76,4 @@ fn server_database_and_logs_never_hold_the_plaintext() {
     // Nor in either client's sealed state.
     assert!(files_containing(&alice_dir, marker.as_bytes()).is_empty());
     assert!(files_containing(&bob_dir, marker.as_bytes()).is_empty());
-}
-
-fn uuid_like() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!("{:08x}{:04x}", nanos, std::process::id() & 0xffff)
 }

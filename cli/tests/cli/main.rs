@@ -1,6 +1,8 @@
 //! The `parley` binary and its demos, as a user runs them: real
 //! `parley-server` processes, real `parley` processes. One behaviour per
 //! module.
+// Tests run real sockets on the wall clock, and virtual-time tests pick their origin.
+#![allow(clippy::disallowed_methods)]
 
 mod common;
 

@@ -516,6 +516,7 @@ fn kind(signal: &CallSignal) -> &'static str {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // Tests pick the origin of virtual time.
 mod tests {
     use super::*;
 

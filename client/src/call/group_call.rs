@@ -12,6 +12,8 @@
 //! sender sent, silence where nothing was heard, concealment where a frame
 //! was lost), so it lines up with what the sender captured; video starts
 //! at the first picture decoded.
+// The IO shell of a group call: it stamps inputs and timers with the wall clock for the sans-IO `GroupSession`.
+#![allow(clippy::disallowed_methods)]
 
 use std::collections::HashMap;
 use std::net::IpAddr;

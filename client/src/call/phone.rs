@@ -7,6 +7,8 @@
 //! its own media master secret and its own str0m session (all on one UDP
 //! socket, since none sends before it is answered); the session of the
 //! device that answers is the one that runs.
+// The IO shell of 1:1 calls: it stamps signals and timers with the wall clock for the sans-IO `CallFlow` and `MediaSession`.
+#![allow(clippy::disallowed_methods)]
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

@@ -6,6 +6,8 @@
 //! on a 20 ms tick, video at the source's frame rate. Optional random loss
 //! on the way out stands in for a bad network (kernel netem is not
 //! available everywhere, and user-space loss is reproducible from a seed).
+// The UDP and clock shell around the sans-IO `MediaSession`.
+#![allow(clippy::disallowed_methods)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};

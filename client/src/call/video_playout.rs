@@ -115,6 +115,7 @@ impl VideoPlayout {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // Tests pick the origin of virtual time.
 mod tests {
     use super::*;
 

@@ -2,6 +2,8 @@
 //! their encryption and their refusals. (Behaviour against a real server
 //! is in `tests/tests/messaging` and `tests/tests/calls`; the `parley`
 //! binary's in `cli/tests/cli`.) One behaviour per module.
+// Tests run real sockets on the wall clock, and virtual-time tests pick their origin.
+#![allow(clippy::disallowed_methods)]
 
 mod call_camera_absent;
 mod call_malformed_signals;

@@ -1,5 +1,7 @@
 //! The server's own behaviour: the `parley-server` binary and TLS. One
 //! behaviour per module.
+// Tests run real sockets on the wall clock, and virtual-time tests pick their origin.
+#![allow(clippy::disallowed_methods)]
 
 mod common;
 

@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{SocketAddr, UdpSocket};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use parley_client::call::group_e2ee::{SenderDecryptor, SenderEncryptor};
 use parley_client::call::group_session::audio_level;
@@ -94,10 +94,7 @@ impl TestSfu {
 }
 
 pub fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    parley_wire::clock::now_secs()
 }
 
 /// What one participant got from another.

@@ -1,6 +1,8 @@
 //! The SFU with real str0m participants on loopback: forwarding,
 //! join/leave, simulcast, active speaker, media blindness, and interop
 //! with webrtc-rs. One behaviour per module.
+// Tests run real sockets on the wall clock, and virtual-time tests pick their origin.
+#![allow(clippy::disallowed_methods)]
 
 mod common;
 
