@@ -8,4 +8,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-cargo run --release --locked -p parley-client --bin parley -- demo call --video --loss 5 "$@"
+cargo run --release --locked -p parley-cli --bin parley -- demo call --video --loss 5 "$@"

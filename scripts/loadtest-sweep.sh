@@ -18,7 +18,7 @@ fi
 out=${OUT:-target/loadtest}
 duration=${DURATION:-5}
 mkdir -p "$out"
-cargo build --release --locked -q -p parley-signaling -p parley-client
+cargo build --release --locked -q -p parley-signaling -p parley-cli
 port=$((20000 + RANDOM % 20000))
 header=1
 # run_row SERVER LABEL ROW

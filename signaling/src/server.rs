@@ -3,7 +3,7 @@
 //! runs is what an operator runs.
 //!
 //! ```no_run
-//! # async fn run() -> Result<(), parley_signaling::server::StartError> {
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! use parley_signaling::server::{Server, SfuSetup, Udp};
 //!
 //! let server = Server::builder()

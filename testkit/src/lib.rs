@@ -23,5 +23,5 @@ pub mod server;
 
 pub use media_files::write_pattern;
 pub use netns::{NetNs, default_route, link, namespaces_available};
-pub use process::{Process, binary, start_server, summary};
+pub use process::{Process, binary, real_time_media, start_server, summary};
 pub use server::{TestServer, inbox, unique};

@@ -83,7 +83,10 @@ pub fn default_route(ns: &NetNs, gateway: &str) {
 
 /// Whether this machine lets the test make namespaces (root, iproute2).
 pub fn namespaces_available() -> Result<(), String> {
-    let probe = format!("parley-probe-{}", std::process::id());
+    // Unique per call: tests in one binary probe at the same time.
+    static PROBES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = PROBES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let probe = format!("parley-probe-{}-{n}", std::process::id());
     let out = Command::new("ip")
         .args(["netns", "add", &probe])
         .output()

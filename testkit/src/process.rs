@@ -156,3 +156,14 @@ pub fn summary(path: &Path) -> serde_json::Value {
     assert_eq!(value["type"], "summary", "{last}");
     value
 }
+
+/// Held by a test that runs real-time media and asserts its quality (a
+/// call's PESQ, frozen time, pictures decoded): such tests share one
+/// binary per area, and two of them at once on a 2-core machine would
+/// measure each other. Others keep running in parallel.
+pub fn real_time_media() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    // A test that panicked while holding it says nothing about the next.
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

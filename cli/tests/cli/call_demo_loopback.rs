@@ -13,7 +13,9 @@ use std::time::Duration;
 use parley_cli::demo::{DemoOptions, run_demo};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)] // One runtime per test; only other tests wait on the guard.
 async fn a_lossy_video_call_connects_decodes_and_hangs_up() {
+    let _media = parley_testkit::real_time_media();
     let report = run_demo(DemoOptions {
         duration: Duration::from_secs(4),
         loss_pct: 5.0,

@@ -7,7 +7,9 @@ use std::time::Duration;
 use parley_cli::group_demo::{GroupDemoOptions, run_group_demo};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[allow(clippy::await_holding_lock)] // One runtime per test; only other tests wait on the guard.
 async fn three_participants_decode_each_other() {
+    let _media = parley_testkit::real_time_media();
     let options = GroupDemoOptions {
         participants: 3,
         duration: Duration::from_secs(5),

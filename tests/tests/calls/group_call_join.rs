@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use parley_client::MessengerError;
 use parley_signaling::ServerConfig;
-use parley_signaling::group_calls::GroupCalls;
 use parley_testkit::TestServer;
 use str0m::Rtc;
 use str0m::media::{Direction, MediaKind};
@@ -22,20 +21,9 @@ fn offer() -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn members_join_the_group_call_others_are_refused() {
-    let (socket, public) = parley_sfu::server::bind("127.0.0.1:0".parse().unwrap(), None)
-        .await
-        .unwrap();
-    let key = parley_sfu::TokenKey::generate();
-    let sfu = parley_sfu::server::start(socket, parley_sfu::SfuConfig::new(public, key.clone()));
-    let server = TestServer::with_config(ServerConfig {
-        sfu: Some(GroupCalls {
-            sfu: sfu.clone(),
-            key,
-            demo_rooms: false,
-        }),
-        ..ServerConfig::default()
-    })
-    .await;
+    let server = TestServer::with_sfu(ServerConfig::default()).await;
+    let public = server.server().sfu_addr().expect("the server runs an SFU");
+    let sfu = server.state.config().sfu.as_ref().unwrap().sfu.clone();
     let mut alice = server.register("alice").await;
     let mut bob = server.register("bob").await;
     let mut carol = server.register("carol").await;

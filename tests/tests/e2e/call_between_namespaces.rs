@@ -30,6 +30,7 @@ const LOSS_PCT: &str = "5";
 
 #[test]
 fn video_call_between_two_namespaces_with_loss() {
+    let _media = parley_testkit::real_time_media();
     if let Err(why) = namespaces_available() {
         panic!("this test needs network namespaces (run as root with iproute2): {why}");
     }

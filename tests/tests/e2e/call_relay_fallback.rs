@@ -12,6 +12,7 @@ use parley_testkit::{NetNs, Process, binary, default_route, link, namespaces_ava
 
 #[test]
 fn call_falls_back_to_the_server_relay() {
+    let _media = parley_testkit::real_time_media();
     if let Err(why) = namespaces_available() {
         panic!("this test needs network namespaces (run as root with iproute2): {why}");
     }

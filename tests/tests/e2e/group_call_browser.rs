@@ -37,6 +37,7 @@ const BOB_SPEAKS: (f64, f64) = (11.0, 17.0);
 
 #[test]
 fn a_browser_and_two_cli_participants_share_an_encrypted_room() {
+    let _media = parley_testkit::real_time_media();
     let dir = tempfile::tempdir().unwrap();
     let dir =
         &std::env::var_os("PARLEY_KEEP_TEST_DIR").map_or(dir.path().to_path_buf(), Into::into);

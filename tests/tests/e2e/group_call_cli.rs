@@ -17,6 +17,7 @@ const SECONDS: u64 = 6;
 
 #[test]
 fn two_members_see_and_hear_each_other_through_the_sfu() {
+    let _media = parley_testkit::real_time_media();
     let dir = tempfile::tempdir().unwrap();
     let dir =
         &std::env::var_os("PARLEY_KEEP_TEST_DIR").map_or(dir.path().to_path_buf(), Into::into);

@@ -11,6 +11,7 @@ use parley_testkit::{binary, start_server};
 
 #[test]
 fn the_load_generator_measures_a_real_sfu() {
+    let _media = parley_testkit::real_time_media();
     let dir = tempfile::tempdir().unwrap();
     let mut server_cmd = Command::new(binary("parley-server"));
     server_cmd
