@@ -1,10 +1,11 @@
 //! The whole-call loss benchmark (`parley-bench loss`): a real 1:1 call's
 //! media path, both ends, over a simulated lossy network, in virtual time.
 //!
-//! Each run builds two [`MediaSession`]s (the code every `parley call`
+//! Each run builds two `MediaSession`s (the code every `parley call`
 //! runs: Opus or OpenH264, SFrame, str0m with ICE, DTLS-SRTP, RTCP, TWCC,
-//! NACK/RTX, and the jitter buffer) and joins them with a
-//! [`NetworkSimulator`] each way. Virtual time jumps from one timer to the
+//! NACK/RTX, and the jitter buffer) and joins them with a simulated path
+//! each way: the test kit's [`CallSim`], the driver the tests share.
+//! Virtual time jumps from one timer to the
 //! next (str0m's, the links', the 20 ms audio clock, the camera clock), so
 //! a 13 s call takes well under a second of CPU for audio and never
 //! depends on the machine's load.
@@ -26,18 +27,18 @@
 //! media secret), so a row repeats exactly.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use parley_client::call::e2ee::MasterSecret;
-use parley_client::call::media_session::{LossProtection, MediaSession, Redundancy, SessionError};
+use parley_client::call::media_session::{LossProtection, Redundancy, SessionError};
 use parley_media::audio::{AudioFrame, FRAME_SAMPLES, frames_of};
 use parley_media::jitter_buffer::{Concealment, PlayoutKind};
-use parley_media::netsim::{LossModel, NetworkConfig, NetworkSimulator};
+use parley_media::netsim::{LossModel, NetworkConfig};
 use parley_media::quality::{pesq_wb, psnr};
 use parley_media::test_pattern::{TestPatternSource, read_frame_number};
 use parley_media::video::FrameRate;
 use serde::{Deserialize, Serialize};
+
+use parley_testkit::call_sim::{CallSim, CallSimError};
 
 use crate::audio_loss::LossKind;
 
@@ -54,8 +55,6 @@ pub const FPS: u32 = 30;
 const WIDTH: usize = 640;
 const HEIGHT: usize = 480;
 
-/// ICE and DTLS get this long (virtual) before a run fails.
-const CONNECT_LIMIT: Duration = Duration::from_secs(10);
 /// After the last frame is sent the call goes on this long (plus the
 /// round trip) so late repairs still count.
 const DRAIN: Duration = Duration::from_secs(1);
@@ -280,9 +279,9 @@ pub enum CallLossError {
     /// A codec or quality measure failed.
     #[error(transparent)]
     Media(#[from] parley_media::Error),
-    /// The call did not connect on the clean link.
-    #[error("the call did not connect within {0:?} of virtual time")]
-    NoConnection(Duration),
+    /// The simulated call failed to connect, or a session failed in it.
+    #[error(transparent)]
+    Sim(#[from] CallSimError),
     /// No audio or no picture came through to score.
     #[error("nothing to score: {0}")]
     NothingReceived(&'static str),
@@ -460,149 +459,6 @@ struct CallSimulation {
     video_duration: Duration,
 }
 
-/// The two ends and the links between them.
-struct Call {
-    caller: MediaSession,
-    callee: MediaSession,
-    /// Caller to callee: the scored direction.
-    forward: Link,
-    /// Callee to caller: RTCP, NACKs, keyframe requests, TWCC feedback.
-    back: Link,
-    now: Instant,
-    /// Start times of the loss bursts on `forward` while `track_bursts`.
-    bursts: Vec<Instant>,
-    track_bursts: bool,
-    last_lost: bool,
-    /// Bytes the caller has put on `forward`.
-    sent_bytes: u64,
-    /// Pictures the callee decoded, with when.
-    pictures: Vec<(Instant, parley_media::video::I420Frame)>,
-}
-
-const CALLER: SocketAddr = SocketAddr::new(
-    std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 1)),
-    5000,
-);
-const CALLEE: SocketAddr = SocketAddr::new(
-    std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 2)),
-    5000,
-);
-
-impl Call {
-    fn connect(
-        start: Instant,
-        video: bool,
-        protection: LossProtection,
-        condition: &Condition,
-        seed: u64,
-    ) -> Result<Self, CallLossError> {
-        let mut secret = [0u8; 32];
-        secret[..8].copy_from_slice(&seed.to_le_bytes());
-        let secret = MasterSecret(secret);
-        let (mut caller, offer) = MediaSession::offer(start, CALLER, video, &secret, "bench")?;
-        let (mut callee, answer) = MediaSession::answer(start, CALLEE, &offer, &secret, "bench")?;
-        caller.accept_answer(start, &answer)?;
-        caller.set_protection(protection)?;
-        callee.set_protection(protection)?;
-        // Connect over a clean path of the condition's delay; the loss and
-        // jitter start with the media.
-        let clean = NetworkConfig {
-            delay: Duration::from_millis(u64::from(condition.rtt_ms / 2)),
-            ..NetworkConfig::default()
-        };
-        let mut call = Self {
-            caller,
-            callee,
-            forward: Link::new(&clean, seed.wrapping_mul(2)),
-            back: Link::new(&clean, seed.wrapping_mul(2) + 1),
-            now: start,
-            bursts: Vec::new(),
-            track_bursts: false,
-            last_lost: false,
-            sent_bytes: 0,
-            pictures: Vec::new(),
-        };
-        while !(call.caller.is_connected() && call.callee.is_connected()) {
-            if call.now - start > CONNECT_LIMIT {
-                return Err(CallLossError::NoConnection(CONNECT_LIMIT));
-            }
-            let next = call.next_timer();
-            call.advance(next)?;
-        }
-        let network = condition.network();
-        call.forward.set_config(&network);
-        call.back.set_config(&network);
-        Ok(call)
-    }
-
-    /// The earliest timer of the sessions and links.
-    fn next_timer(&self) -> Instant {
-        [
-            Some(self.caller.poll_timeout()),
-            Some(self.callee.poll_timeout()),
-            self.forward.poll_timeout(),
-            self.back.poll_timeout(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .expect("the sessions always have a timeout")
-    }
-
-    /// Moves virtual time to `to` (never backwards), delivering what is
-    /// due and firing timers.
-    fn advance(&mut self, to: Instant) -> Result<(), CallLossError> {
-        // str0m may ask for a timeout that has just passed; never go back.
-        self.now = self.now.max(to);
-        let now = self.now;
-        while let Some(packet) = self.forward.poll_receive(now) {
-            self.callee.handle_receive(now, CALLER, &packet)?;
-        }
-        while let Some(packet) = self.back.poll_receive(now) {
-            self.caller.handle_receive(now, CALLEE, &packet)?;
-        }
-        self.caller.handle_timeout(now)?;
-        self.callee.handle_timeout(now)?;
-        while let Some(picture) = self.callee.poll_video(now) {
-            self.pictures.push((now, picture));
-        }
-        self.flush();
-        Ok(())
-    }
-
-    /// Puts what the sessions want to send on the links.
-    fn flush(&mut self) {
-        let now = self.now;
-        while let Some((_, packet)) = self.caller.poll_transmit() {
-            self.sent_bytes += packet.len() as u64;
-            // Bursts are runs of lost media packets.
-            if let Some(lost) = self.forward.send(now, packet) {
-                if lost && !self.last_lost && self.track_bursts {
-                    self.bursts.push(now);
-                }
-                self.last_lost = lost;
-            }
-        }
-        while let Some((_, packet)) = self.callee.poll_transmit() {
-            self.back.send(now, packet);
-        }
-    }
-
-    /// Runs timers up to `until` (exclusive of anything after it).
-    fn run_until(&mut self, until: Instant) -> Result<(), CallLossError> {
-        loop {
-            let next = self.next_timer();
-            if next > until {
-                return self.advance(until);
-            }
-            self.advance(next)?;
-            if self.now >= until {
-                return Ok(());
-            }
-        }
-    }
-}
-
 impl CallSimulation {
     fn run(&self, speech: &[i16]) -> Result<Outcome, CallLossError> {
         match self.job.media {
@@ -611,15 +467,15 @@ impl CallSimulation {
         }
     }
 
-    fn connect(&self, video: bool) -> Result<Call, CallLossError> {
+    fn connect(&self, video: bool) -> Result<CallSim, CallLossError> {
         // Any origin will do: nothing here reads the clock again.
-        Call::connect(
+        Ok(CallSim::connect(
             Instant::now(),
             video,
             self.job.protection.session(),
-            &self.job.condition,
+            &self.job.condition.network(),
             self.seed,
-        )
+        )?)
     }
 
     /// The speech clip after a warm-up of the clip's own start, looped.
@@ -631,7 +487,7 @@ impl CallSimulation {
         let warmup = (self.warmup.as_millis() / FRAME.as_millis()) as usize;
         let frames: Vec<&AudioFrame> = clip.iter().cycle().take(warmup).chain(&clip).collect();
         let mut call = self.connect(false)?;
-        let media_start = call.now;
+        let media_start = call.now();
         let mut received = vec![0i16; clip.len() * FRAME_SAMPLES];
         let mut kinds = vec![None; clip.len()];
         let end = media_start + FRAME * frames.len() as u32 + DRAIN + rtt(&self.job);
@@ -649,7 +505,7 @@ impl CallSimulation {
                 break;
             }
             call.run_until(tick)?;
-            let now = call.now;
+            let now = call.now();
             if sent < frames.len() && now >= send_at {
                 if sent == warmup {
                     at_scoring = Some(Snapshot::take(&call));
@@ -723,7 +579,7 @@ impl CallSimulation {
         let scored = (self.video_duration.as_secs_f64() * f64::from(FPS)).round() as u64;
         let total = warmup + scored;
         let mut call = self.connect(true)?;
-        let media_start = call.now;
+        let media_start = call.now();
         let capture = |i: u64| media_start + interval * i as u32;
         // The camera keeps going after the scored pictures, so a loss in
         // the last of them is noticed (by the packets after it) and
@@ -768,7 +624,7 @@ impl CallSimulation {
                 after = Some(Snapshot::take(&call));
                 call.track_bursts = false;
             }
-            let now = call.now;
+            let now = call.now();
             call.caller
                 .send_video(now, &pattern.frame(sent), interval * sent as u32)?;
             call.flush();
@@ -810,59 +666,6 @@ fn rtt(job: &Job) -> Duration {
     Duration::from_millis(u64::from(job.condition.rtt_ms))
 }
 
-/// One direction of the path: the condition applied to RTP packets and,
-/// with a generator of its own, to everything else (RTCP, STUN, DTLS). So
-/// the media's loss pattern depends only on the seed and the media sent,
-/// not on how many control packets the sessions happened to send.
-struct Link {
-    media: NetworkSimulator,
-    control: NetworkSimulator,
-}
-
-impl Link {
-    fn new(config: &NetworkConfig, seed: u64) -> Self {
-        Self {
-            media: NetworkSimulator::new(config.clone(), seed),
-            control: NetworkSimulator::new(config.clone(), seed ^ 0x5eed_c0de_5eed_c0de),
-        }
-    }
-
-    fn set_config(&mut self, config: &NetworkConfig) {
-        self.media.set_config(config.clone());
-        self.control.set_config(config.clone());
-    }
-
-    /// Puts `packet` on the link; for an RTP packet, whether it was lost.
-    fn send(&mut self, now: Instant, packet: Vec<u8>) -> Option<bool> {
-        if !is_rtp(&packet) {
-            self.control.handle_send(now, packet);
-            return None;
-        }
-        let lost_before = self.media.stats().lost;
-        self.media.handle_send(now, packet);
-        Some(self.media.stats().lost > lost_before)
-    }
-
-    fn poll_receive(&mut self, now: Instant) -> Option<Vec<u8>> {
-        self.media
-            .poll_receive(now)
-            .or_else(|| self.control.poll_receive(now))
-    }
-
-    fn poll_timeout(&self) -> Option<Instant> {
-        [self.media.poll_timeout(), self.control.poll_timeout()]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-}
-
-/// RTP (SRTP keeps the header in clear), not RTCP, STUN or DTLS (RFC 7983
-/// demultiplexing, RFC 5761 for RTCP's packet types 192-223).
-fn is_rtp(packet: &[u8]) -> bool {
-    packet.len() >= 12 && (128..=191).contains(&packet[0]) && !(192..=223).contains(&packet[1])
-}
-
 /// Counters at the start and end of the scored span.
 struct Snapshot {
     at: Instant,
@@ -874,11 +677,11 @@ struct Snapshot {
 }
 
 impl Snapshot {
-    fn take(call: &Call) -> Self {
+    fn take(call: &CallSim) -> Self {
         let net = call.forward.media.stats();
         let stats = call.caller.stats();
         Self {
-            at: call.now,
+            at: call.now(),
             sent_bytes: call.sent_bytes,
             sent: net.sent,
             lost: net.lost,

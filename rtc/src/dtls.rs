@@ -44,6 +44,31 @@ pub fn crypto_provider() -> Arc<CryptoProvider> {
         .clone()
 }
 
+thread_local! {
+    /// The seed and a counter for DTLS sessions made on this thread, when
+    /// a simulation asked for it ([`seed_this_thread_for_simulation`]).
+    static SIMULATION_SEED: std::cell::Cell<Option<(u64, u64)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// For virtual-time simulations only: DTLS sessions made on this thread
+/// from now on draw their non-cryptographic randomness (resend jitter,
+/// hello randoms) from `seed`, each from its own stream, so a simulated
+/// call repeats exactly. Keys still come from the system's secure
+/// generator. Never in production: hello randoms would repeat across runs.
+pub fn seed_this_thread_for_simulation(seed: u64) {
+    SIMULATION_SEED.with(|s| s.set(Some((seed, 0))));
+}
+
+/// The next simulation seed on this thread, if one was set.
+fn next_simulation_seed() -> Option<u64> {
+    SIMULATION_SEED.with(|s| {
+        let (seed, n) = s.get()?;
+        s.set(Some((seed, n + 1)));
+        Some(seed ^ (n + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+    })
+}
+
 /// dimpl, configured as str0m's aws-lc-rs backend configures it, but for the
 /// resend timing.
 #[derive(Debug)]
@@ -68,6 +93,9 @@ impl DtlsProvider for FastResendDtls {
             .flight_retries(FLIGHT_RETRIES);
         if let Some(mtu) = mtu {
             builder = builder.mtu(mtu);
+        }
+        if let Some(seed) = next_simulation_seed() {
+            builder = builder.dangerously_set_rng_seed(seed);
         }
         let config = Arc::new(
             builder

@@ -80,10 +80,11 @@ pub struct SfuConfig {
     /// subscriber's PLI after a loss burst would otherwise make the
     /// publisher send a keyframe each.
     pub keyframe_request_interval: Duration,
-    /// Receives a copy of every frame forwarded (dropped when the channel
-    /// is full): what anyone holding the SFU can see, for debugging and
-    /// for the test that shows it is ciphertext.
-    pub tap: Option<std::sync::mpsc::SyncSender<TappedFrame>>,
+    /// Keep a copy of every frame forwarded, for [`Sfu::poll_tapped`]:
+    /// what anyone holding the SFU can see, for debugging and for the test
+    /// that shows it is ciphertext. At most [`TAP_CAPACITY`] wait; older
+    /// ones are dropped.
+    pub tap: bool,
 }
 
 /// A frame as the SFU forwards it.
@@ -106,7 +107,7 @@ impl SfuConfig {
             peer_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(20),
             keyframe_request_interval: Duration::from_millis(300),
-            tap: None,
+            tap: false,
         }
     }
 }
@@ -354,11 +355,15 @@ pub struct Sfu {
     next_id: u64,
     transmits: VecDeque<Transmit>,
     events: VecDeque<SfuEvent>,
+    tapped: VecDeque<TappedFrame>,
     stats: SfuStats,
     /// When the layers each subscriber needs were last compared with what
     /// publishers send (dynacast).
     dynacast_at: Option<Instant>,
 }
+
+/// Tapped frames kept for [`Sfu::poll_tapped`] before the oldest go.
+pub const TAP_CAPACITY: usize = 100_000;
 
 /// Dynacast runs at most this often.
 const DYNACAST_INTERVAL: Duration = Duration::from_millis(250);
@@ -373,6 +378,7 @@ impl Sfu {
             next_id: 1,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            tapped: VecDeque::new(),
             stats: SfuStats::default(),
             dynacast_at: None,
         }
@@ -619,6 +625,11 @@ impl Sfu {
         self.events.pop_front()
     }
 
+    /// The next forwarded frame's copy, when [`SfuConfig::tap`] is on.
+    pub fn poll_tapped(&mut self) -> Option<TappedFrame> {
+        self.tapped.pop_front()
+    }
+
     fn vanish_deadline(&self, peer: &Peer) -> Instant {
         match peer.last_heard {
             Some(heard) if peer.connected => heard + self.config.peer_timeout,
@@ -711,8 +722,8 @@ impl Sfu {
                 let level = data.ext_vals.audio_level;
                 let voice = data.ext_vals.voice_activity;
                 let (rid, keyframe) = (data.rid, data.is_keyframe());
-                if let Some(tap) = &self.config.tap {
-                    self.tap(tap.clone(), source, mid, &data.data);
+                if self.config.tap {
+                    self.tap(source, mid, &data.data);
                 }
                 // One allocation shared by every subscriber's packetizer.
                 let frame: Arc<[u8]> = data.data;
@@ -822,20 +833,17 @@ impl Sfu {
         }
     }
 
-    fn tap(
-        &self,
-        tap: std::sync::mpsc::SyncSender<TappedFrame>,
-        source: u64,
-        mid: Mid,
-        data: &Arc<[u8]>,
-    ) {
+    fn tap(&mut self, source: u64, mid: Mid, data: &Arc<[u8]>) {
         let Some(publisher) = self.peers.iter().find(|p| p.who.id == source) else {
             return;
         };
         let Some(track) = publisher.tracks_in.iter().find(|t| t.mid == mid) else {
             return;
         };
-        let _ = tap.try_send(TappedFrame {
+        if self.tapped.len() >= TAP_CAPACITY {
+            self.tapped.pop_front();
+        }
+        self.tapped.push_back(TappedFrame {
             publisher: publisher.who.clone(),
             kind: match track.kind {
                 MediaKind::Audio => TrackKind::Audio,

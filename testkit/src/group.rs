@@ -1,7 +1,9 @@
-//! Group-call members for tests: real client sessions through a real SFU
-//! on loopback, sending speech and the numbered test pattern, stepped on
-//! the wall clock; sender keys are handed over directly, as the E2E
-//! envelopes would carry them.
+//! Group-call members on the wall clock: real client sessions on real
+//! loopback sockets through the SFU's tokio shell, sending speech and the
+//! numbered test pattern; sender keys are handed over directly, as the E2E
+//! envelopes would carry them. For peers that only run in real time (an
+//! independent WebRTC stack); everything else uses [`crate::sfu_sim`], in
+//! virtual time.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -63,23 +65,44 @@ impl Member {
         name: &str,
         first_picture: u64,
         publish: Publish,
+        size: (usize, usize),
+    ) -> Self {
+        Self::join_room(
+            sfu,
+            ROOM,
+            name,
+            first_picture,
+            publish,
+            size,
+            GroupKeys::SenderKeys,
+        )
+    }
+
+    /// Joins `room` with sender keys from `keys` (a demo room's passphrase
+    /// lets a participant that is not a Parley client share keys with it).
+    pub fn join_room(
+        sfu: &Sfu,
+        room: &str,
+        name: &str,
+        first_picture: u64,
+        publish: Publish,
         (width, height): (usize, usize),
+        keys: GroupKeys,
     ) -> Self {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         socket.set_nonblocking(true).unwrap();
         let local = socket.local_addr().unwrap();
         let (mut session, offer) =
-            GroupSession::offer(Instant::now(), local, ROOM, publish, GroupKeys::SenderKeys)
-                .unwrap();
+            GroupSession::offer(Instant::now(), local, room, publish, keys).unwrap();
         let token = sfu.key.sign(&JoinClaims {
-            room: ROOM.into(),
+            room: room.into(),
             user: name.into(),
-            device: format!("{name}-laptop"),
+            device: device_of(name),
             expires_at: u64::MAX,
         });
         let answer = sfu
             .runtime
-            .block_on(sfu.handle.join(ROOM, &token, &offer))
+            .block_on(sfu.handle.join(room, &token, &offer))
             .unwrap()
             .unwrap();
         session.accept_answer(Instant::now(), &answer).unwrap();
@@ -156,6 +179,11 @@ impl Member {
     pub fn pictures_from(&self, user: &str) -> usize {
         self.pictures.get(user).map_or(0, Vec::len)
     }
+}
+
+/// The device id a member `name` joins with.
+pub fn device_of(name: &str) -> String {
+    format!("{name}-laptop")
 }
 
 /// An SFU on a loopback port, on its own runtime.

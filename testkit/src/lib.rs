@@ -1,7 +1,10 @@
 //! Parley's test kit: what more than one crate's tests need, in one
 //! dev-only crate (never a normal dependency of anything).
 //!
-//! - [`group`]: group-call members through a real SFU on loopback;
+//! - [`call_sim`]: a 1:1 call in virtual time (the loss benchmark's driver);
+//! - [`group`]: group-call members on the wall clock, through the SFU's
+//!   UDP shell (for peers that only run in real time);
+//! - [`sfu_sim`]: the SFU core and client group sessions in virtual time;
 //! - [`server`]: a real signaling server in this process, on a loopback
 //!   port, through the same builder `parley-server` uses;
 //! - [`process`]: the real binaries as child processes;
@@ -15,11 +18,13 @@
 #![allow(clippy::disallowed_methods)]
 #![forbid(unsafe_code)]
 
+pub mod call_sim;
 pub mod group;
 pub mod media_files;
 pub mod netns;
 pub mod process;
 pub mod server;
+pub mod sfu_sim;
 
 pub use media_files::write_pattern;
 pub use netns::{NetNs, default_route, link, namespaces_available};

@@ -204,6 +204,8 @@ pub struct GroupSession {
     transmits: VecDeque<(SocketAddr, Vec<u8>)>,
     events: VecDeque<GroupEvent>,
     pictures: VecDeque<(Participant, I420Frame)>,
+    /// Offers from the SFU answered so far.
+    renegotiations: u64,
     timeout: Instant,
 }
 
@@ -274,6 +276,7 @@ impl GroupSession {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             pictures: VecDeque::new(),
+            renegotiations: 0,
             timeout: now,
         };
         this.drain(now)?;
@@ -337,6 +340,33 @@ impl GroupSession {
     /// The sender key in use.
     pub fn sender_key(&self) -> &SenderKey {
         self.encryptor.key()
+    }
+
+    /// Offers from the SFU answered so far: one each time the SFU adds or
+    /// stops someone's media lines.
+    pub fn renegotiations(&self) -> u64 {
+        self.renegotiations
+    }
+
+    /// Asks the SFU to send at most simulcast layer `rid` of `participant`'s
+    /// video (the size this participant shows it at: a small tile asks for
+    /// `l`); `None` lifts the cap. `false` when that participant's video
+    /// line is not known yet.
+    pub fn cap_video_layer(
+        &mut self,
+        now: Instant,
+        participant: u64,
+        rid: Option<&str>,
+    ) -> Result<bool, GroupSessionError> {
+        let Some(mid) = self.remotes.get(&participant).and_then(|r| r.video_mid) else {
+            return Ok(false);
+        };
+        self.send_control(&ControlMessage::MaxLayer {
+            mid: mid.to_string(),
+            rid: rid.map(str::to_string),
+        });
+        self.drain(now)?;
+        Ok(true)
     }
 
     /// A sender key `user`'s device `device` sent this participant.
@@ -739,6 +769,7 @@ impl GroupSession {
                 let offer = SdpOffer::from_sdp_string(&sdp)
                     .map_err(|e| GroupSessionError::Sdp(e.to_string()))?;
                 let answer = self.rtc.sdp_api().accept_offer(offer)?;
+                self.renegotiations += 1;
                 self.send_control(&ControlMessage::Answer {
                     sdp: answer.to_sdp_string(),
                 });

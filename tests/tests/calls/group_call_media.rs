@@ -1,90 +1,98 @@
-//! A group call of real client sessions through the real SFU on loopback:
-//! speech and the numbered test pattern, Opus and H.264, each sender's
-//! frames SFrame-encrypted under its own sender key. Keys go where the
-//! sessions say (`SendKey`), handed over directly here as the E2E
-//! envelopes will carry them.
+//! A group call of real client sessions through the SFU core, in virtual
+//! time: speech and the numbered test pattern, Opus and H.264, each
+//! sender's frames SFrame-encrypted under its own sender key. Keys go
+//! where the sessions say (`SendKey`), handed over directly as the E2E
+//! envelopes would carry them.
 //!
 //! Alice and bob talk; carol joins (alice and bob ratchet, carol gets the
 //! new keys and decodes both, bob and alice follow each other's ratchet
 //! without a message); carol leaves (alice and bob replace their keys and
 //! keep decoding each other).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use parley_testkit::group::{Member, run, start_sfu};
+use parley_testkit::sfu_sim::{MemberOptions, RoomSim};
+
+const ROOM: &str = "group-1";
 
 #[test]
 fn members_decode_each_other_across_a_join_and_a_leave() {
-    let sfu = start_sfu();
-    let mut alice = Member::join(&sfu, "alice", 0);
-    let mut bob = Member::join(&sfu, "bob", 10_000);
-    run(&mut [&mut alice, &mut bob], Duration::from_secs(20), |m| {
-        m[0].pictures_from("bob") >= 20 && m[1].pictures_from("alice") >= 20
+    let mut sim = RoomSim::new(11);
+    sim.join("alice", ROOM, MemberOptions::first_picture(0));
+    sim.join("bob", ROOM, MemberOptions::first_picture(10_000));
+    sim.run_until(Duration::from_secs(20), |sim| {
+        sim.member("alice").pictures_from("bob") >= 20
+            && sim.member("bob").pictures_from("alice") >= 20
     });
-    let epoch_before = alice.session.sender_key().epoch;
+    let epoch_before = sim.member("alice").session.sender_key().epoch;
 
-    let mut carol = Member::join(&sfu, "carol", 20_000);
-    let (a0, b0) = (alice.pictures_from("bob"), bob.pictures_from("alice"));
-    run(
-        &mut [&mut alice, &mut bob, &mut carol],
-        Duration::from_secs(20),
-        |m| {
-            m[2].pictures_from("alice") >= 20
-                && m[2].pictures_from("bob") >= 20
-                && m[0].pictures_from("carol") >= 20
-                && m[1].pictures_from("carol") >= 20
-                && m[0].pictures_from("bob") >= a0 + 20
-                && m[1].pictures_from("alice") >= b0 + 20
-        },
-    );
+    sim.join("carol", ROOM, MemberOptions::first_picture(20_000));
+    let a0 = sim.member("alice").pictures_from("bob");
+    let b0 = sim.member("bob").pictures_from("alice");
+    sim.run_until(Duration::from_secs(20), |sim| {
+        let (alice, bob, carol) = (sim.member("alice"), sim.member("bob"), sim.member("carol"));
+        carol.pictures_from("alice") >= 20
+            && carol.pictures_from("bob") >= 20
+            && alice.pictures_from("carol") >= 20
+            && bob.pictures_from("carol") >= 20
+            && alice.pictures_from("bob") >= a0 + 20
+            && bob.pictures_from("alice") >= b0 + 20
+    });
     assert_eq!(
-        alice.session.sender_key().epoch,
+        sim.member("alice").session.sender_key().epoch,
         epoch_before + 1,
         "alice ratcheted once for carol"
     );
-    for member in [&alice, &bob, &carol] {
-        for (who, stats) in member.session.remote_stats() {
+    for m in sim.members() {
+        for (who, stats) in m.session.remote_stats() {
             assert!(
                 stats.audio_frames > 0,
                 "{} got no audio from {}",
-                member.name,
+                m.name,
                 who.user
             );
         }
         for other in ["alice", "bob", "carol"] {
-            if other != member.name {
+            if other != m.name {
                 assert!(
-                    member.heard.get(other).copied().unwrap_or(0) > 10,
+                    m.heard_from(other) > 10,
                     "{} played too little of {other}'s audio: {:?}",
-                    member.name,
-                    member.heard
+                    m.name,
+                    m.heard
                 );
             }
         }
     }
 
-    carol.session.leave(Instant::now()).unwrap();
-    carol.step(Instant::now());
-    drop(carol);
-    let (a1, b1) = (alice.pictures_from("bob"), bob.pictures_from("alice"));
-    run(&mut [&mut alice, &mut bob], Duration::from_secs(20), |m| {
-        m[0].left.contains(&"carol".to_string())
-            && m[1].left.contains(&"carol".to_string())
-            && m[0].pictures_from("bob") >= a1 + 30
-            && m[1].pictures_from("alice") >= b1 + 30
+    sim.leave("carol");
+    sim.member_mut("carol").vanished = true;
+    let a1 = sim.member("alice").pictures_from("bob");
+    let b1 = sim.member("bob").pictures_from("alice");
+    sim.run_until(Duration::from_secs(20), |sim| {
+        let (alice, bob) = (sim.member("alice"), sim.member("bob"));
+        let gone = |m: &parley_testkit::sfu_sim::Member| m.left.iter().any(|(u, _)| u == "carol");
+        gone(alice)
+            && gone(bob)
+            && alice.pictures_from("bob") >= a1 + 30
+            && bob.pictures_from("alice") >= b1 + 30
     });
     assert_eq!(
-        alice.session.sender_key().epoch,
+        sim.member("alice").session.sender_key().epoch,
         epoch_before + 2,
         "alice replaced her key when carol left"
     );
-    for (member, sender, first) in [(&alice, "bob", 10_000u16), (&bob, "alice", 0)] {
-        let pictures = &member.pictures[sender];
+    for (name, sender, first) in [("alice", "bob", 10_000u16), ("bob", "alice", 0)] {
+        let m = sim.member(name);
+        let pictures = &m.pictures[sender];
         assert!(
             pictures.iter().all(|&n| n >= first && n < first + 10_000),
-            "{} decoded pictures that are not {sender}'s",
-            member.name
+            "{name} decoded pictures that are not {sender}'s"
         );
         assert!(pictures.windows(2).all(|w| w[0] < w[1]));
+        assert!(
+            m.decrypt_failures.is_empty(),
+            "{name}: {:?}",
+            m.decrypt_failures
+        );
     }
 }

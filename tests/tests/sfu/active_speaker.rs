@@ -1,41 +1,39 @@
-//! Active speaker from RFC 6464 audio levels: when one participant talks
-//! and the others are silent, everyone in the room (the speaker too) is
-//! told who speaks; when the floor passes, the announcement follows.
+//! Active speaker from RFC 6464 audio levels: when one member talks and
+//! the others are silent, everyone in the room (the speaker too) is told
+//! who speaks; when the floor passes, the announcement follows.
 
 use std::time::Duration;
 
-use crate::common::{TestPeer, TestSfu, drive};
+use parley_testkit::sfu_sim::{MemberOptions, RoomSim};
+
+fn all_hear(sim: &RoomSim, speaker: &str) -> bool {
+    sim.members()
+        .iter()
+        .all(|m| m.speakers.last().map(String::as_str) == Some(speaker))
+}
 
 #[test]
 fn the_announced_speaker_follows_who_talks() {
-    let sfu = TestSfu::start(|_| {});
-    let mut peers = Vec::new();
+    let mut sim = RoomSim::new(3);
     for (name, first) in [("alice", 0), ("bob", 10_000), ("carol", 20_000)] {
-        let (mut peer, offer) = TestPeer::offer(name, first);
-        peer.speaking = name == "alice";
-        sfu.join(&mut peer, "room-1", &offer);
-        peers.push(peer);
+        let options = MemberOptions {
+            speaking: name == "alice",
+            ..MemberOptions::first_picture(first)
+        };
+        sim.join(name, "room-1", options);
     }
-    let [alice, bob, carol] = &mut peers[..] else {
-        unreachable!()
-    };
-    drive(&mut [alice, bob, carol], Duration::from_secs(20), |p| {
-        p.iter()
-            .all(|peer| peer.speakers.last().map(String::as_str) == Some("alice"))
-    });
+    sim.run_until(Duration::from_secs(20), |sim| all_hear(sim, "alice"));
 
-    alice.speaking = false;
-    bob.speaking = true;
-    drive(&mut [alice, bob, carol], Duration::from_secs(10), |p| {
-        p.iter()
-            .all(|peer| peer.speakers.last().map(String::as_str) == Some("bob"))
-    });
-    for peer in [&*alice, &*bob, &*carol] {
+    sim.member_mut("alice").speaking = false;
+    sim.member_mut("bob").speaking = true;
+    let took = sim.run_until(Duration::from_secs(10), |sim| all_hear(sim, "bob"));
+    eprintln!("the floor passed to bob in {took:?}");
+    for m in sim.members() {
         assert!(
-            !peer.speakers.iter().any(|s| s == "carol"),
+            !m.speakers.iter().any(|s| s == "carol"),
             "{} heard silent carol announced: {:?}",
-            peer.name,
-            peer.speakers
+            m.name,
+            m.speakers
         );
     }
 }

@@ -4,32 +4,38 @@
 
 use std::time::Duration;
 
-use crate::common::{TestPeer, TestSfu, drive, unix_now};
+use parley_client::call::group_session::{GroupKeys, GroupSession, Publish};
 use parley_sfu::{JoinClaims, JoinError, TokenError, TokenKey};
+use parley_testkit::sfu_sim::{MemberOptions, RoomSim};
 
 #[test]
 fn bad_tokens_and_offers_are_refused_with_a_reason() {
-    let sfu = TestSfu::start(|_| {});
-    let (_, offer) = TestPeer::offer("mallory", 0);
+    let mut sim = RoomSim::new(5);
+    let (_, offer) = GroupSession::offer(
+        sim.now(),
+        "10.0.9.9:5000".parse().unwrap(),
+        "room-1",
+        Publish::Video,
+        GroupKeys::SenderKeys,
+    )
+    .unwrap();
+    let unix_now = sim.unix_now();
+    let key = sim.key().clone();
     let claims = |room: &str, expires_at| JoinClaims {
         room: room.into(),
         user: "mallory".into(),
         device: "laptop".into(),
         expires_at,
     };
-    let join = |token: &str, offer: &str| {
-        sfu.runtime
-            .block_on(sfu.handle.join("room-1", token, offer))
-            .expect("SFU running")
-    };
+    let mut join = |token: &str, offer: &str| sim.join_raw("room-1", token, offer);
 
-    let expired = sfu.key.sign(&claims("room-1", unix_now() - 1));
+    let expired = key.sign(&claims("room-1", unix_now - 1));
     assert!(matches!(
         join(&expired, &offer),
         Err(JoinError::Token(TokenError::Expired))
     ));
 
-    let foreign = TokenKey::generate().sign(&claims("room-1", unix_now() + 60));
+    let foreign = TokenKey::generate().sign(&claims("room-1", unix_now + 60));
     let err = join(&foreign, &offer).unwrap_err();
     assert!(
         matches!(err, JoinError::Token(TokenError::BadSignature)),
@@ -37,7 +43,7 @@ fn bad_tokens_and_offers_are_refused_with_a_reason() {
     );
     assert_eq!(err.to_string(), "join token has a bad signature");
 
-    let other_room = sfu.key.sign(&claims("room-2", unix_now() + 60));
+    let other_room = key.sign(&claims("room-2", unix_now + 60));
     assert!(matches!(
         join(&other_room, &offer),
         Err(JoinError::WrongRoom)
@@ -50,7 +56,7 @@ fn bad_tokens_and_offers_are_refused_with_a_reason() {
         );
     }
 
-    let good = sfu.key.sign(&claims("room-1", unix_now() + 60));
+    let good = key.sign(&claims("room-1", unix_now + 60));
     let no_channel: String = offer
         .split_inclusive("\r\n")
         .take_while(|l| !l.starts_with("m=application"))
@@ -61,14 +67,12 @@ fn bad_tokens_and_offers_are_refused_with_a_reason() {
     ));
     let err = join(&good, "v=0\r\nm=application nonsense\r\n").unwrap_err();
     assert!(matches!(err, JoinError::Sdp(_)), "{err}");
-    assert!(sfu.participants("room-1").is_empty());
+    assert!(sim.users_in("room-1").is_empty());
 
     // Still serving: two good joins connect and hear each other.
-    let (mut alice, offer) = TestPeer::offer("alice", 0);
-    sfu.join(&mut alice, "room-1", &offer);
-    let (mut bob, offer) = TestPeer::offer("bob", 10_000);
-    sfu.join(&mut bob, "room-1", &offer);
-    drive(&mut [&mut alice, &mut bob], Duration::from_secs(20), |p| {
-        p[0].from("bob").audio_frames > 10 && p[1].from("alice").audio_frames > 10
+    sim.join("alice", "room-1", MemberOptions::first_picture(0));
+    sim.join("bob", "room-1", MemberOptions::first_picture(10_000));
+    sim.run_until(Duration::from_secs(20), |sim| {
+        sim.member("alice").heard_from("bob") > 10 && sim.member("bob").heard_from("alice") > 10
     });
 }

@@ -1,88 +1,69 @@
-//! A participant that says it leaves is removed at once; one that
-//! vanishes (stops sending, no goodbye) is removed after the timeout. Either
-//! way the others are told who left and why, the SFU stops that
-//! participant's media lines in their sessions, and the room lists only
-//! who is left.
+//! A member that says it leaves is removed at once; one that vanishes
+//! (stops sending, no goodbye) is removed after the timeout. Either way
+//! the others are told who left and why, the SFU stops that member's media
+//! lines in their sessions, and the room lists only who is left. In virtual
+//! time, so the timeout is measured to the millisecond.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::common::{TestPeer, TestSfu, drive};
-use parley_wire::sfu::ControlMessage;
+use parley_testkit::sfu_sim::{MemberOptions, RoomSim};
+
+const PEER_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn reason<'a>(sim: &'a RoomSim, member: &str, who: &str) -> Option<&'a str> {
+    sim.member(member)
+        .left
+        .iter()
+        .find(|(user, _)| user == who)
+        .map(|(_, why)| why.as_str())
+}
 
 #[test]
 fn leaving_and_vanishing_participants_are_removed() {
-    let sfu = TestSfu::start(|config| {
-        config.peer_timeout = Duration::from_secs(2);
-    });
-    let (mut alice, offer) = TestPeer::offer("alice", 0);
-    sfu.join(&mut alice, "room-1", &offer);
-    let (mut bob, offer) = TestPeer::offer("bob", 10_000);
-    sfu.join(&mut bob, "room-1", &offer);
-    let (mut carol, offer) = TestPeer::offer("carol", 20_000);
-    sfu.join(&mut carol, "room-1", &offer);
-    drive(
-        &mut [&mut alice, &mut bob, &mut carol],
-        Duration::from_secs(20),
-        |p| {
-            p.iter().all(|peer| {
-                ["alice", "bob", "carol"]
-                    .iter()
-                    .filter(|&&u| u != peer.name)
-                    .all(|u| peer.from(u).pictures.len() >= 5)
-            })
-        },
-    );
-
-    // Carol says goodbye.
-    carol.send_control(&ControlMessage::Leave);
-    carol.step(Instant::now());
-    drive(&mut [&mut alice, &mut bob], Duration::from_secs(5), |p| {
-        p.iter()
-            .all(|peer| peer.left.iter().any(|(who, _)| who.user == "carol"))
-    });
-    for peer in [&alice, &bob] {
-        let (_, reason) = peer
-            .left
-            .iter()
-            .find(|(who, _)| who.user == "carol")
-            .unwrap();
-        assert_eq!(reason, "left");
+    let mut sim = RoomSim::with_config(2, |config| config.peer_timeout = PEER_TIMEOUT);
+    for (name, first) in [("alice", 0), ("bob", 10_000), ("carol", 20_000)] {
+        sim.join(name, "room-1", MemberOptions::first_picture(first));
     }
-    let users: Vec<String> = sfu
-        .participants("room-1")
-        .into_iter()
-        .map(|p| p.user)
-        .collect();
-    assert_eq!(users, ["alice", "bob"]);
+    let all = ["alice", "bob", "carol"];
+    sim.run_until(Duration::from_secs(20), |sim| {
+        all.iter().all(|&name| {
+            all.iter()
+                .filter(|&&u| u != name)
+                .all(|u| sim.member(name).pictures_from(u) >= 5)
+        })
+    });
+
+    // Carol says goodbye, then is gone.
+    sim.leave("carol");
+    sim.member_mut("carol").vanished = true;
+    let took = sim.run_until(Duration::from_secs(5), |sim| {
+        reason(sim, "alice", "carol").is_some() && reason(sim, "bob", "carol").is_some()
+    });
+    assert!(took < Duration::from_millis(500), "a goodbye took {took:?}");
+    for member in ["alice", "bob"] {
+        assert_eq!(reason(&sim, member, "carol"), Some("left"));
+    }
+    assert_eq!(sim.users_in("room-1"), ["alice", "bob"]);
 
     // Bob vanishes: he is simply never stepped again.
-    let vanished = Instant::now();
-    let offers_before = alice.offers_answered;
-    drive(&mut [&mut alice], Duration::from_secs(15), |p| {
-        p[0].left.iter().any(|(who, _)| who.user == "bob")
+    let renegotiations = sim.member("alice").session.renegotiations();
+    sim.member_mut("bob").vanished = true;
+    let took = sim.run_until(Duration::from_secs(15), |sim| {
+        reason(sim, "alice", "bob").is_some()
     });
-    let (_, reason) = alice
-        .left
-        .iter()
-        .find(|(who, _)| who.user == "bob")
-        .unwrap();
+    let why = reason(&sim, "alice", "bob").unwrap();
     assert!(
-        reason == "timed out" || reason == "disconnected",
-        "bob left because {reason:?}"
+        why == "timed out" || why == "disconnected",
+        "bob left because {why:?}"
     );
-    eprintln!(
-        "bob removed {:?} after he vanished ({reason})",
-        vanished.elapsed()
+    assert!(
+        took >= PEER_TIMEOUT - Duration::from_millis(100)
+            && took <= PEER_TIMEOUT + Duration::from_secs(1),
+        "bob removed {took:?} after he vanished ({why})"
     );
     // His media lines are stopped in a renegotiation.
-    drive(&mut [&mut alice], Duration::from_secs(5), |p| {
-        p[0].offers_answered > offers_before
+    sim.run_until(Duration::from_secs(5), |sim| {
+        sim.member("alice").session.renegotiations() > renegotiations
     });
-    let users: Vec<String> = sfu
-        .participants("room-1")
-        .into_iter()
-        .map(|p| p.user)
-        .collect();
-    assert_eq!(users, ["alice"]);
-    drop(bob);
+    assert_eq!(sim.users_in("room-1"), ["alice"]);
 }

@@ -2,22 +2,26 @@
 //! joins the room with its own SDP (audio and video by `addTrack`, so
 //! `sendrecv` lines, and the control data channel), publishes real Opus and
 //! H.264, answers the SFU's renegotiation offers over the data channel, and
-//! receives a str0m participant's tracks; the str0m participant decodes
+//! receives a Parley client's tracks. Both encrypt with SFrame under demo
+//! room keys (from the room passphrase, as the browser page does), and the
+//! Parley client, a real `GroupSession` on the wall clock, decodes
 //! webrtc-rs's pictures by number.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::common::{TestPeer, TestSfu, drive};
 use bytes::Bytes;
+use parley_client::call::group_e2ee::{SenderEncryptor, passphrase_key};
+use parley_client::call::group_session::{GroupKeys, Publish};
 use parley_media::audio::AudioSource;
 use parley_media::h264::{H264Config, H264Encoder};
 use parley_media::opus_codec::{OpusConfig, OpusEncoder};
 use parley_media::test_pattern::TestPatternSource;
 use parley_media::tone::ToneSource;
 use parley_media::video::FrameRate;
-use parley_sfu::SfuHandle;
+use parley_sfu::{JoinClaims, SfuHandle};
+use parley_testkit::group::{Member, device_of, run, start_sfu};
 use parley_wire::sfu::{CHANNEL_LABEL, ControlMessage};
 use rtc::interceptor::Registry;
 use rtc::media::Sample;
@@ -43,6 +47,10 @@ use webrtc::peer_connection::{
 };
 
 const ROOM: &str = "interop";
+const PASSPHRASE: &str = "correct horse";
+/// webrtc-rs's identity in its join token (its keys follow from it).
+const WEBRTC_USER: &str = "webrtc";
+const WEBRTC_DEVICE: &str = "webrtc-rs";
 
 /// RTP packets webrtc-rs received, by (stream id, kind).
 type Received = Arc<Mutex<HashMap<(String, String), u64>>>;
@@ -223,6 +231,8 @@ async fn webrtc_rs_participant(
     let audio_ssrc = audio.ssrcs().await[0];
     let video_ssrc = video.ssrcs().await[0];
 
+    let key = passphrase_key(PASSPHRASE, ROOM, WEBRTC_USER, WEBRTC_DEVICE);
+    let mut encryptor = SenderEncryptor::with_key(ROOM, key).unwrap();
     let mut opus_encoder = OpusEncoder::new(OpusConfig::default()).unwrap();
     let mut tone = ToneSource::new(330.0, 0.3);
     let mut h264_encoder = H264Encoder::new(H264Config {
@@ -245,7 +255,7 @@ async fn webrtc_rs_participant(
             audio
                 .sample_writer(audio_ssrc, audio_pt)
                 .write_sample(&Sample {
-                    data: Bytes::from(packet),
+                    data: Bytes::from(encryptor.encrypt_audio(&packet).unwrap()),
                     duration: Duration::from_millis(20),
                     ..Sample::new(Instant::now())
                 })
@@ -264,7 +274,7 @@ async fn webrtc_rs_participant(
                 video
                     .sample_writer(video_ssrc, video_pt)
                     .write_sample(&Sample {
-                        data: Bytes::from(encoded.data),
+                        data: Bytes::from(encryptor.encrypt_h264(&encoded.data).unwrap()),
                         duration: Duration::from_millis(33),
                         ..Sample::new(Instant::now())
                     })
@@ -279,23 +289,31 @@ async fn webrtc_rs_participant(
 
 #[test]
 fn webrtc_rs_publishes_and_subscribes_through_the_sfu() {
-    let sfu = TestSfu::start(|_| {});
-    let (mut alice, offer) = TestPeer::offer("alice", 0);
-    sfu.join(&mut alice, ROOM, &offer);
+    let sfu = start_sfu();
+    let keys = GroupKeys::Passphrase {
+        passphrase: PASSPHRASE.into(),
+        user: "alice".into(),
+        device: device_of("alice"),
+    };
+    let mut alice = Member::join_room(&sfu, ROOM, "alice", 0, Publish::Video, (320, 240), keys);
 
     let received: Received = Arc::default();
+    let token = sfu.key.sign(&JoinClaims {
+        room: ROOM.into(),
+        user: WEBRTC_USER.into(),
+        device: WEBRTC_DEVICE.into(),
+        expires_at: u64::MAX,
+    });
     let task = sfu.runtime.spawn(webrtc_rs_participant(
         sfu.handle.clone(),
-        sfu.token(ROOM, "webrtc"),
+        token,
         received.clone(),
         30,
     ));
-    let alice_id = {
-        drive(&mut [&mut alice], Duration::from_secs(10), |p| {
-            p[0].me.is_some()
-        });
-        alice.me.as_ref().unwrap().id.to_string()
-    };
+    run(&mut [&mut alice], Duration::from_secs(10), |m| {
+        m[0].session.me().is_some()
+    });
+    let alice_id = alice.session.me().unwrap().id.to_string();
     let got = |kind: &str| {
         received
             .lock()
@@ -304,9 +322,9 @@ fn webrtc_rs_publishes_and_subscribes_through_the_sfu() {
             .copied()
             .unwrap_or(0)
     };
-    drive(&mut [&mut alice], Duration::from_secs(25), |p| {
-        let from = p[0].from("webrtc");
-        from.pictures.len() >= 30 && from.audio_frames >= 50
+    run(&mut [&mut alice], Duration::from_secs(25), |m| {
+        m[0].pictures_from(WEBRTC_USER) >= 30
+            && m[0].heard.get(WEBRTC_USER).copied().unwrap_or(0) >= 50
     });
     let deadline = Instant::now() + Duration::from_secs(10);
     while got("audio") < 50 || got("video") < 50 {
@@ -318,17 +336,23 @@ fn webrtc_rs_publishes_and_subscribes_through_the_sfu() {
         alice.step(Instant::now());
         std::thread::sleep(Duration::from_millis(2));
     }
-    let from = alice.from("webrtc");
+    let pictures = &alice.pictures[WEBRTC_USER];
     assert!(
-        from.pictures.iter().all(|&n| n >= 30_000),
-        "alice decoded pictures that are not webrtc-rs's: {:?}",
-        from.pictures
+        pictures.iter().all(|&n| n >= 30_000),
+        "alice decoded pictures that are not webrtc-rs's: {pictures:?}"
     );
-    assert!(from.pictures.windows(2).all(|w| w[0] < w[1]));
+    assert!(pictures.windows(2).all(|w| w[0] < w[1]));
+    let failures: u64 = alice
+        .session
+        .remote_stats()
+        .iter()
+        .map(|(_, s)| s.decrypt_failures)
+        .sum();
+    assert_eq!(failures, 0, "alice could not decrypt webrtc-rs's frames");
     eprintln!(
-        "alice decoded {} pictures and {} audio frames from webrtc-rs; webrtc-rs got {} audio and {} video RTP packets from alice",
-        from.pictures.len(),
-        from.audio_frames,
+        "alice decoded {} pictures and played {} audio frames from webrtc-rs; webrtc-rs got {} audio and {} video RTP packets from alice",
+        pictures.len(),
+        alice.heard[WEBRTC_USER],
         got("audio"),
         got("video")
     );
