@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Quick start, part two: the whole test suite, as CI runs it: formatting,
-# clippy with warnings as errors, every test in the workspace (storage on
-# SQLite), then the messaging tests again against a throwaway PostgreSQL
-# on loopback.
+# the crate graph, clippy with warnings as errors, every test in the
+# workspace (storage on SQLite), then the messaging and group-call tests
+# again against a throwaway PostgreSQL on loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -13,7 +13,23 @@ if [ "${CI:-}" = "true" ]; then
 fi
 cargo fmt --all -- --check
 python3 scripts/check-crate-graph.py
-cargo clippy --locked --workspace --all-targets -- -D warnings
+# Clippy runs inside the one build of every target: clippy-driver wraps
+# rustc for the workspace's own crates (what `cargo clippy` does for
+# `cargo check`), so dependencies compile once instead of once for
+# clippy's check and again for the tests (that was 7 of CI's 15 minutes).
+# The same lints, warnings denied; CLIPPY_ARGS is how cargo-clippy hands
+# clippy-driver its arguments.
+clippy_driver=""
+if command -v rustup >/dev/null; then
+  clippy_driver="$(dirname "$(rustup which cargo)")/clippy-driver"
+fi
+if [ -x "$clippy_driver" ]; then
+  export RUSTC_WORKSPACE_WRAPPER="$clippy_driver"
+  export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+  cargo test --locked --workspace --all-targets --no-run
+else
+  cargo clippy --locked --workspace --all-targets -- -D warnings
+fi
 cargo test --locked --workspace
 
 pg_dir_file=$(mktemp)

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use parley_client::vault::KeySource;
 use parley_client::{Endpoint, Messenger, MessengerError};
-use parley_signaling::store::Store;
-use parley_signaling::{AppState, ServerConfig, tls};
+use parley_signaling::server::Server;
+use parley_signaling::tls;
 use parley_testkit::{inbox, unique};
 
 /// A TLS-only server with a fresh self-signed certificate; returns its URL
@@ -18,23 +18,15 @@ async fn start_tls_server(dir: &Path) -> (String, std::path::PathBuf) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&cert, pair.cert.pem()).unwrap();
     std::fs::write(&key, pair.signing_key.serialize_pem()).unwrap();
-    let config = tls::load_server_config(&cert, &key).unwrap();
-
-    let store = Store::open(&format!("sqlite://{}", dir.join("server.db").display()))
+    let server = Server::builder()
+        .data_dir(dir.join("server"))
+        .tls(Some(tls::load_server_config(&cert, &key).unwrap()))
+        .start()
         .await
         .unwrap();
-    let state = AppState::new(
-        store,
-        ServerConfig {
-            blob_dir: dir.join("blobs"),
-            ..ServerConfig::default()
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let app = parley_signaling::app(state);
-    tokio::spawn(tls::serve(listener, app, config, std::future::pending()));
-    (format!("https://{addr}"), cert)
+    let url = server.url().to_string();
+    assert!(url.starts_with("https://"), "{url}");
+    (url, cert)
 }
 
 #[tokio::test]
