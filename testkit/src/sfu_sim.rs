@@ -118,6 +118,9 @@ pub struct Member {
     pub sizes: BTreeMap<String, Vec<(usize, usize)>>,
     /// Audio frames played from packets (not concealment), by sender.
     pub heard: BTreeMap<String, u64>,
+    /// Audio frames pulled from each sender's jitter buffer, by kind
+    /// (played, FEC-recovered, concealed, expanded, buffering).
+    pub playout: BTreeMap<String, BTreeMap<String, u64>>,
     /// Active speakers announced, in order.
     pub speakers: Vec<String>,
     /// Who left, and why, in order.
@@ -155,6 +158,11 @@ impl Member {
     /// Replaces the SFU's link to this member from now on.
     pub fn set_downlink(&mut self, config: NetworkConfig) {
         self.down.set_config(&config);
+    }
+
+    /// Replaces this member's link to the SFU from now on.
+    pub fn set_uplink(&mut self, config: NetworkConfig) {
+        self.up.set_config(&config);
     }
 }
 
@@ -298,6 +306,7 @@ impl RoomSim {
             pictures: BTreeMap::new(),
             sizes: BTreeMap::new(),
             heard: BTreeMap::new(),
+            playout: BTreeMap::new(),
             speakers: Vec::new(),
             left: Vec::new(),
             layer_changes: Vec::new(),
@@ -552,6 +561,11 @@ fn step_media(m: &mut Member, now: Instant) {
         m.session.send_audio(now, &frame).expect("sending audio");
         m.audio_sent += 1;
         for (who, playout) in m.session.poll_audio(now) {
+            *m.playout
+                .entry(who.user.clone())
+                .or_default()
+                .entry(format!("{:?}", playout.kind))
+                .or_default() += 1;
             if playout.kind == PlayoutKind::Played {
                 *m.heard.entry(who.user).or_default() += 1;
             }

@@ -1,9 +1,17 @@
-//! The server's own behaviour: the `parley-server` binary and TLS. One
-//! behaviour per module.
+//! The server's own behaviour, through its HTTP and websocket API in raw
+//! wire types (no client SDK: see `device`), in-process through the
+//! builder, and as the `parley-server` binary. One behaviour per module.
 // Tests run real sockets on the wall clock, and virtual-time tests pick their origin.
 #![allow(clippy::disallowed_methods)]
 
 mod common;
+mod device;
 
+mod auth_tokens;
+mod key_directory;
+mod metrics_endpoint;
+mod openapi_document;
+mod queue_cap;
+mod rate_limit;
 mod server_binary;
 mod server_tls;

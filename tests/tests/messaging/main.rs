@@ -5,17 +5,12 @@
 #![allow(clippy::disallowed_methods)]
 
 mod attachments;
-mod auth_tokens;
 mod bad_input;
+mod fallback_key_session;
 mod group_messaging;
-mod key_directory;
 mod messaging_duplicate_send;
 mod messaging_multi_device;
 mod messaging_offline_delivery;
 mod messaging_two_users;
-mod metrics_endpoint;
-mod openapi_document;
-mod queue_cap;
-mod rate_limit;
 mod receipts;
 mod vault_at_rest;

@@ -2,25 +2,24 @@
 //! Retry-After; other devices are unaffected.
 
 use parley_signaling::ServerConfig;
-use parley_testkit::TestServer;
 use parley_wire::api::ErrorBody;
+
+use crate::device::{Device, start};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_device_over_its_rate_is_refused_and_others_are_not() {
-    let server = TestServer::with_config(ServerConfig {
+    let (server, _dir) = start(ServerConfig {
         rate_per_second: 0.5,
         rate_burst: 20.0,
         ..ServerConfig::default()
     })
     .await;
-    // Registration and key upload use a few requests of the burst.
-    let mut alice = server.register("alice").await;
-    let mut bob = server.register("bob").await;
-    let (ta, tb) = (alice.token().await.unwrap(), bob.token().await.unwrap());
-    let http = reqwest::Client::new();
+    let alice = Device::register(server.url(), "alice").await;
+    let bob = Device::register(server.url(), "bob").await;
+    let (ta, tb) = (alice.token().await, bob.token().await);
     let count = |t: String| {
-        let http = http.clone();
-        let url = format!("{}/v1/keys/count", server.url);
+        let http = alice.http().clone();
+        let url = alice.at("/v1/keys/count");
         async move { http.get(url).bearer_auth(t).send().await.unwrap() }
     };
     let mut limited = None;

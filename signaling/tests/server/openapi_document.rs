@@ -4,12 +4,14 @@
 
 use std::collections::BTreeSet;
 
-use parley_testkit::TestServer;
+use parley_signaling::ServerConfig;
+
+use crate::device::start;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_document_lists_every_route_with_schemas() {
-    let server = TestServer::start().await;
-    let doc: serde_json::Value = reqwest::get(format!("{}/openapi.json", server.url))
+    let (server, _dir) = start(ServerConfig::default()).await;
+    let doc: serde_json::Value = reqwest::get(format!("{}/openapi.json", server.url()))
         .await
         .unwrap()
         .json()
@@ -92,7 +94,7 @@ async fn the_document_lists_every_route_with_schemas() {
             .replace("{group_id}", "x")
             .replace("{id}", "x");
         let r = http
-            .request(method.parse().unwrap(), format!("{}{path}", server.url))
+            .request(method.parse().unwrap(), format!("{}{path}", server.url()))
             .send()
             .await
             .unwrap();

@@ -1,23 +1,19 @@
 //! Only the device holding the key gets a token; wrong, expired and other
 //! devices' tokens are refused with 401 or 403 and a JSON error.
 
+use parley_signaling::ServerConfig;
 use parley_signaling::auth::hash;
-use parley_testkit::TestServer;
-use parley_wire::api::{Challenge, ChallengeRequest, ErrorBody, TokenRequest};
+use parley_wire::api::{Challenge, ChallengeRequest, TokenRequest};
 
-async fn status_and_error(response: reqwest::Response) -> (u16, String) {
-    let status = response.status().as_u16();
-    let body: ErrorBody = response.json().await.expect("errors are JSON");
-    (status, body.error)
-}
+use crate::device::{Device, keys_of, refusal as status_and_error, start};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn wrong_expired_and_foreign_tokens_are_refused() {
-    let server = TestServer::start().await;
-    let mut alice = server.register("alice").await;
-    let bob = server.register("bob").await;
+    let (server, _dir) = start(ServerConfig::default()).await;
+    let alice = Device::register(server.url(), "alice").await;
+    let bob = Device::register(server.url(), "bob").await;
     let http = reqwest::Client::new();
-    let url = |p: &str| format!("{}{p}", server.url);
+    let url = |p: &str| format!("{}{p}", server.url());
 
     // No token, a made-up token.
     let r = http.get(url("/v1/keys/count")).send().await.unwrap();
@@ -32,10 +28,10 @@ async fn wrong_expired_and_foreign_tokens_are_refused() {
 
     // An expired token (stored as the server would, with a past expiry).
     server
-        .state
+        .state()
         .store()
         .create_token(
-            alice.device_id(),
+            &alice.device_id,
             &hash("expired-token"),
             parley_wire::clock::now_ms() - 1,
         )
@@ -50,19 +46,16 @@ async fn wrong_expired_and_foreign_tokens_are_refused() {
     assert_eq!(status_and_error(r).await, (401, "unauthorized".into()));
 
     // Alice's valid token on Bob's queue.
-    let token = alice.token().await.unwrap();
+    let token = alice.token().await;
     let r = http
-        .get(url(&format!("/v1/devices/{}/messages", bob.device_id())))
+        .get(url(&format!("/v1/devices/{}/messages", bob.device_id)))
         .bearer_auth(&token)
         .send()
         .await
         .unwrap();
     assert_eq!(status_and_error(r).await, (403, "forbidden".into()));
     let r = http
-        .post(url(&format!(
-            "/v1/devices/{}/messages/ack",
-            bob.device_id()
-        )))
+        .post(url(&format!("/v1/devices/{}/messages/ack", bob.device_id)))
         .bearer_auth(&token)
         .json(&serde_json::json!({ "ids": ["x"] }))
         .send()
@@ -71,7 +64,7 @@ async fn wrong_expired_and_foreign_tokens_are_refused() {
     assert_eq!(status_and_error(r).await, (403, "forbidden".into()));
     // Her own queue is fine.
     let r = http
-        .get(url(&format!("/v1/devices/{}/messages", alice.device_id())))
+        .get(url(&format!("/v1/devices/{}/messages", alice.device_id)))
         .bearer_auth(&token)
         .send()
         .await
@@ -86,14 +79,14 @@ async fn wrong_expired_and_foreign_tokens_are_refused() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_token_needs_the_device_key_and_a_fresh_challenge() {
-    let server = TestServer::start().await;
-    let alice = server.register("alice").await;
+    let (server, _dir) = start(ServerConfig::default()).await;
+    let alice = Device::register(server.url(), "alice").await;
     let http = reqwest::Client::new();
-    let url = |p: &str| format!("{}{p}", server.url);
+    let url = |p: &str| format!("{}{p}", server.url());
     let challenge: Challenge = http
         .post(url("/v1/auth/challenge"))
         .json(&ChallengeRequest {
-            device_id: alice.device_id().into(),
+            device_id: alice.device_id.clone(),
         })
         .send()
         .await
@@ -104,11 +97,11 @@ async fn a_token_needs_the_device_key_and_a_fresh_challenge() {
     // Signed by some other key: refused, and the challenge is spent.
     let other = vodozemac::olm::Account::new();
     let forged = TokenRequest {
-        device_id: alice.device_id().into(),
+        device_id: alice.device_id.clone(),
         challenge: challenge.challenge.clone(),
         signature: other
             .sign(parley_wire::api::challenge_message(
-                alice.device_id(),
+                &alice.device_id,
                 &challenge.challenge,
             ))
             .to_base64(),
@@ -134,7 +127,7 @@ async fn a_token_needs_the_device_key_and_a_fresh_challenge() {
 
     // Registering with a signature that does not match the keys.
     let account = vodozemac::olm::Account::new();
-    let mut keys = parley_client::olm_machine::OlmMachine::new().device_keys("mallory");
+    let mut keys = keys_of(&vodozemac::olm::Account::new(), "mallory");
     keys.signature = account.sign("something else").to_base64();
     let r = http
         .post(url("/v1/register"))
