@@ -3,7 +3,7 @@
 
 use parley_signaling::ServerConfig;
 use parley_signaling::auth::hash;
-use parley_wire::api::{Challenge, ChallengeRequest, TokenRequest};
+use parley_wire::api::TokenRequest;
 
 use crate::device::{Device, keys_of, refusal as status_and_error, start};
 
@@ -83,26 +83,16 @@ async fn a_token_needs_the_device_key_and_a_fresh_challenge() {
     let alice = Device::register(server.url(), "alice").await;
     let http = reqwest::Client::new();
     let url = |p: &str| format!("{}{p}", server.url());
-    let challenge: Challenge = http
-        .post(url("/v1/auth/challenge"))
-        .json(&ChallengeRequest {
-            device_id: alice.device_id.clone(),
-        })
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let challenge = alice.challenge().await;
     // Signed by some other key: refused, and the challenge is spent.
     let other = vodozemac::olm::Account::new();
     let forged = TokenRequest {
         device_id: alice.device_id.clone(),
-        challenge: challenge.challenge.clone(),
+        challenge: challenge.clone(),
         signature: other
             .sign(parley_wire::api::challenge_message(
                 &alice.device_id,
-                &challenge.challenge,
+                &challenge,
             ))
             .to_base64(),
     };

@@ -56,20 +56,15 @@ impl Device {
         let account = Account::new();
         let handle = unique(base);
         let http = reqwest::Client::new();
-        let created: DeviceCreated = http
-            .post(format!("{url}/v1/register"))
-            .json(&RegisterRequest {
+        let created: DeviceCreated = post(
+            &http,
+            &format!("{url}/v1/register"),
+            &RegisterRequest {
                 handle: handle.clone(),
                 device: keys_of(&account, &handle),
-            })
-            .send()
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            },
+        )
+        .await;
         Self {
             device_id: created.device_id,
             url: url.to_string(),
@@ -88,43 +83,28 @@ impl Device {
         &self.http
     }
 
+    /// A fresh sign-in challenge for this device.
+    pub async fn challenge(&self) -> String {
+        let request = ChallengeRequest {
+            device_id: self.device_id.clone(),
+        };
+        let challenge: Challenge = post(&self.http, &self.at("/v1/auth/challenge"), &request).await;
+        challenge.challenge
+    }
+
     /// A fresh bearer token: a challenge signed with the device key.
     pub async fn token(&self) -> String {
-        let challenge: Challenge = self
-            .http
-            .post(self.at("/v1/auth/challenge"))
-            .json(&ChallengeRequest {
-                device_id: self.device_id.clone(),
-            })
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let challenge = self.challenge().await;
         let signature = self
             .account
-            .sign(api::challenge_message(
-                &self.device_id,
-                &challenge.challenge,
-            ))
+            .sign(api::challenge_message(&self.device_id, &challenge))
             .to_base64();
-        let token: Token = self
-            .http
-            .post(self.at("/v1/auth/token"))
-            .json(&TokenRequest {
-                device_id: self.device_id.clone(),
-                challenge: challenge.challenge,
-                signature,
-            })
-            .send()
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let request = TokenRequest {
+            device_id: self.device_id.clone(),
+            challenge,
+            signature,
+        };
+        let token: Token = post(&self.http, &self.at("/v1/auth/token"), &request).await;
         token.token
     }
 
@@ -220,6 +200,24 @@ impl Device {
             .error_for_status()
             .unwrap();
     }
+}
+
+/// POSTs `body` as JSON to `url`; the JSON answer, which must be a success.
+async fn post<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    url: &str,
+    body: &impl serde::Serialize,
+) -> T {
+    http.post(url)
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// The keys `account` registers under `handle`, signed as the server
