@@ -8,6 +8,7 @@ mod common;
 mod device;
 
 mod auth_tokens;
+mod bad_input;
 mod key_directory;
 mod metrics_endpoint;
 mod openapi_document;

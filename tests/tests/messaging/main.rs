@@ -5,7 +5,6 @@
 #![allow(clippy::disallowed_methods)]
 
 mod attachments;
-mod bad_input;
 mod fallback_key_session;
 mod group_messaging;
 mod messaging_duplicate_send;

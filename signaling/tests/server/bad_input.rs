@@ -3,20 +3,21 @@
 //! on.
 
 use futures_util::{SinkExt, StreamExt};
-use parley_testkit::{TestServer, inbox};
+use parley_signaling::ServerConfig;
 use parley_wire::api::{ErrorBody, ServerFrame};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::device::{Device, start};
+
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_websocket_frames_get_errors_and_the_session_survives() {
-    let server = TestServer::start().await;
-    let mut alice = server.register("alice").await;
-    let mut bob = server.register("bob").await;
-    let b = bob.handle().to_string();
-    let token = bob.token().await.unwrap();
+    let (server, _dir) = start(ServerConfig::default()).await;
+    let alice = Device::register(server.url(), "alice").await;
+    let bob = Device::register(server.url(), "bob").await;
+    let token = bob.token().await;
     let url = format!(
         "{}/v1/ws?access_token={token}",
-        server.url.replace("http://", "ws://")
+        server.url().replace("http://", "ws://")
     );
     let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
 
@@ -39,20 +40,31 @@ async fn malformed_websocket_frames_get_errors_and_the_session_survives() {
     }
 
     // The same session still delivers.
-    alice.send_text(&b, "still here").await.unwrap();
+    let ta = alice.token().await;
+    let sent = alice
+        .send(&ta, &bob.device_id, "still-here", b"sealed")
+        .await;
+    assert_eq!(sent.status(), 200);
     let frame = next_frame(&mut ws).await;
-    assert!(matches!(frame, ServerFrame::Envelope(_)), "{frame:?}");
+    assert!(
+        matches!(&frame, ServerFrame::Envelope(e) if e.id == "still-here"),
+        "{frame:?}"
+    );
     drop(ws);
-    assert_eq!(inbox(&mut bob).await.len(), 1);
+    assert_eq!(
+        bob.queued(&token).await.len(),
+        1,
+        "unacked, it stays queued"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn oversized_and_malformed_bodies_are_refused_with_json() {
-    let server = TestServer::start().await;
-    let mut alice = server.register("alice").await;
-    let token = alice.token().await.unwrap();
+    let (server, _dir) = start(ServerConfig::default()).await;
+    let alice = Device::register(server.url(), "alice").await;
+    let token = alice.token().await;
     let http = reqwest::Client::new();
-    let url = format!("{}/v1/messages", server.url);
+    let url = format!("{}/v1/messages", server.url());
 
     // Its own client: after a 413 the server stops reading and closes the
     // connection, which a pooled client might otherwise reuse.
@@ -91,7 +103,7 @@ async fn oversized_and_malformed_bodies_are_refused_with_json() {
     }
 
     // An envelope too large to be a message, under the body limit.
-    let device = alice.device_id().to_string();
+    let device = alice.device_id.clone();
     let big = base64_of(&vec![7u8; 100 * 1024]);
     let r = http
         .post(&url)
@@ -104,7 +116,7 @@ async fn oversized_and_malformed_bodies_are_refused_with_json() {
 
     // Unknown route: JSON 404.
     let r = http
-        .get(format!("{}/v1/nope", server.url))
+        .get(format!("{}/v1/nope", server.url()))
         .send()
         .await
         .unwrap();
@@ -113,7 +125,7 @@ async fn oversized_and_malformed_bodies_are_refused_with_json() {
 
     // And the server still serves.
     assert_eq!(
-        http.get(format!("{}/healthz", server.url))
+        http.get(format!("{}/healthz", server.url()))
             .send()
             .await
             .unwrap()
