@@ -3,7 +3,7 @@
 //!
 //! - [`profile`]: [`build`] a session for a [`Role`] (1:1 call, group
 //!   participant, SFU side, load generator); nothing else in Parley calls
-//!   `Rtc::builder()`, tests aside;
+//!   `Rtc::builder()`;
 //! - [`dtls`]: the DTLS handshake's resend timing;
 //! - [`rtx`]: the resend cache and cap on video streams;
 //! - [`poll`]: polling without a timer round trip per paced packet.

@@ -52,7 +52,6 @@ mod tests {
     use std::net::SocketAddr;
     use std::time::Duration;
 
-    use str0m::bwe::Bitrate;
     use str0m::change::SdpOffer;
     use str0m::format::Codec;
     use str0m::media::{Direction, MediaKind, MediaTime, Mid};
@@ -68,12 +67,11 @@ mod tests {
 
     fn end(now: Instant, addr: &str) -> End {
         let addr: SocketAddr = addr.parse().unwrap();
-        let mut rtc = Rtc::builder()
-            .set_crypto_provider(crate::dtls::crypto_provider())
-            .clear_codecs()
-            .enable_h264(true)
-            .enable_bwe(Some(Bitrate::kbps(1000)))
-            .build(now);
+        // The SFU's settings (H.264 with a bandwidth estimate, so its pacer
+        // runs: the case `poll_output` is for), without the probing toward
+        // a desired bitrate that `profile::build` adds, which would pad the
+        // link while the test counts a picture's packets.
+        let mut rtc = crate::profile::config(crate::profile::Role::Sfu).build(now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
         End { rtc, addr }
     }

@@ -130,22 +130,21 @@ impl Device {
             .sign(api::fallback_key_message(&self.device_id, &key_id, &key))
             .to_base64();
         self.account.mark_keys_as_published();
-        self.http
-            .post(self.at("/v1/keys"))
-            .bearer_auth(token)
-            .json(&UploadKeys {
-                one_time_keys,
-                fallback_key: Some(SignedKey {
-                    key_id,
-                    key,
-                    signature,
-                }),
-            })
-            .send()
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap();
+        let keys = UploadKeys {
+            one_time_keys,
+            fallback_key: Some(SignedKey {
+                key_id,
+                key,
+                signature,
+            }),
+        };
+        succeed(
+            self.http
+                .post(self.at("/v1/keys"))
+                .bearer_auth(token)
+                .json(&keys),
+        )
+        .await;
     }
 
     /// Sends one envelope of `bytes` to `to_device` with id `id`.
@@ -175,30 +174,21 @@ impl Device {
 
     /// Everything queued for this device, oldest first.
     pub async fn queued(&self, token: &str) -> Vec<Envelope> {
-        self.http
+        let request = self
+            .http
             .get(self.at(&format!("/v1/devices/{}/messages", self.device_id)))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+            .bearer_auth(token);
+        succeed(request).await.json().await.unwrap()
     }
 
     /// Acknowledges (deletes) queued envelopes.
     pub async fn ack(&self, token: &str, ids: Vec<String>) {
-        self.http
+        let request = self
+            .http
             .post(self.at(&format!("/v1/devices/{}/messages/ack", self.device_id)))
             .bearer_auth(token)
-            .json(&api::AckRequest { ids })
-            .send()
-            .await
-            .unwrap()
-            .error_for_status()
-            .unwrap();
+            .json(&api::AckRequest { ids });
+        succeed(request).await;
     }
 }
 
@@ -208,16 +198,16 @@ async fn post<T: serde::de::DeserializeOwned>(
     url: &str,
     body: &impl serde::Serialize,
 ) -> T {
-    http.post(url)
-        .json(body)
-        .send()
+    succeed(http.post(url).json(body))
         .await
-        .unwrap()
-        .error_for_status()
-        .unwrap()
         .json()
         .await
         .unwrap()
+}
+
+/// Sends `request`; its response, which must be a success.
+async fn succeed(request: reqwest::RequestBuilder) -> reqwest::Response {
+    request.send().await.unwrap().error_for_status().unwrap()
 }
 
 /// The keys `account` registers under `handle`, signed as the server

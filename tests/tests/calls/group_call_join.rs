@@ -8,11 +8,10 @@ use std::time::Instant;
 use parley_client::MessengerError;
 use parley_signaling::ServerConfig;
 use parley_testkit::TestServer;
-use str0m::Rtc;
 use str0m::media::{Direction, MediaKind};
 
 fn offer() -> String {
-    let mut rtc = Rtc::builder().build(Instant::now());
+    let mut rtc = parley_rtc::build(parley_rtc::Role::GroupParticipant, Instant::now());
     let mut change = rtc.sdp_api();
     change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
     change.add_channel(parley_wire::sfu::CHANNEL_LABEL.to_string());
