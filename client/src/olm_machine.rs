@@ -145,17 +145,21 @@ impl OlmMachine {
             .collect()
     }
 
-    /// A fallback key to publish, signed for `device_id`, if the current
-    /// one has not been published yet.
+    /// A fallback key to publish, signed for `device_id`, until one has
+    /// been published. The published one stays: vodozemac's
+    /// `fallback_key()` lists only unpublished keys, so asking it alone
+    /// would rotate the key on every top-up, and a key a sender claimed two
+    /// rotations ago would no longer open its session. (Rotating on a
+    /// schedule, as Signal does its signed pre-key, is not built yet.)
     pub fn fallback_key(&mut self, device_id: &str) -> Option<SignedKey> {
+        if self.fallback_published.is_some() {
+            return None;
+        }
         if self.account.fallback_key().is_empty() {
             self.account.generate_fallback_key();
         }
         let (id, key) = self.account.fallback_key().into_iter().next()?;
         let key_id = id.to_base64();
-        if self.fallback_published.as_deref() == Some(key_id.as_str()) {
-            return None;
-        }
         let key = key.to_base64();
         let signature = self.sign(&api::fallback_key_message(device_id, &key_id, &key));
         Some(SignedKey {

@@ -3,44 +3,40 @@
 //! client-side fan-out (one envelope per recipient device, including the
 //! sender's own other devices, as WhatsApp and Signal do).
 //!
-//! State is saved to the [`Vault`] after every change to the Olm state and
-//! before anything is acknowledged to the server, so a crash can repeat a
-//! delivery (which duplicate detection absorbs) but never lose a ratchet
-//! step or a message.
+//! The decisions live in the sans-IO [`core`]: it says which requests to
+//! make and when to save. [`Messenger`] is the shell that makes them (HTTP
+//! with reqwest, the websocket with tungstenite) and writes the [`Vault`].
+//! State is saved after every change to the Olm state and before anything
+//! is acknowledged to the server, so a crash can repeat a delivery (which
+//! duplicate detection absorbs) but never lose a ratchet step or a
+//! message.
 
-use std::collections::{BTreeSet, VecDeque};
+pub mod core;
+
 use std::path::Path;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use parley_wire::api::{
-    self, AckRequest, AddMember, ChallengeRequest, ClaimRequest, ClaimedKey, ClientFrame,
-    CreateGroup, DeviceCreated, DeviceInfo, Envelope, ErrorBody, GroupInfo, KeyCount, LinkCode,
-    LinkRequest, OutgoingEnvelope, RegisterRequest, SendRequest, SendResponse, ServerFrame, Token,
-    TokenRequest, UploadKeys,
+    self, AddMember, ClientFrame, CreateGroup, DeviceCreated, DeviceInfo, Envelope, ErrorBody,
+    GroupInfo, LinkCode, LinkRequest, OutgoingEnvelope, RegisterRequest, SendRequest, SendResponse,
+    ServerFrame,
 };
 use serde::{Deserialize, Serialize};
 use tokio_tungstenite::tungstenite::{self, client::IntoClientRequest};
 
+pub use self::core::Core;
+use self::core::{
+    CallDevices, Fetch, GroupSend, HttpRequest, Method, Open, Operation, PublishKeys, Receipts,
+    Receive, Recipients, Refusal, Send, SignIn, Step,
+};
 use crate::attachment::{self, AttachmentError, AttachmentRef};
 use crate::call::signal::CallSignal;
 use crate::endpoint::{Endpoint, EndpointError};
-use crate::group_sessions::{self, GroupError, GroupSessions, GroupSessionsPickle, KeyShare};
-use crate::olm_machine::{OlmError, OlmMachine, OlmPickle};
+use crate::group_sessions::GroupError;
+use crate::olm_machine::{OlmError, OlmMachine};
 use crate::payload::{Payload, ReceiptStatus};
 use crate::vault::{KeySource, Vault, VaultError};
-
-/// One-time keys kept published: enough for a burst of new contacts.
-const ONE_TIME_KEY_TARGET: i64 = 50;
-
-/// Top up when the server holds fewer than this.
-const ONE_TIME_KEY_LOW: i64 = 20;
-
-/// Message ids remembered for duplicate detection.
-const SEEN_MESSAGES: usize = 10_000;
-
-/// Renew the token when it has less than this left.
-const TOKEN_MARGIN_MS: i64 = 60_000;
 
 /// Errors of the messaging SDK.
 #[derive(Debug, thiserror::Error)]
@@ -89,36 +85,6 @@ pub enum MessengerError {
     /// The recipient has no devices with keys.
     #[error("{0} has no device that can receive messages")]
     NoDevices(String),
-}
-
-/// Everything but the Olm state, which is pickled beside it on save.
-#[derive(Serialize, Deserialize)]
-struct State {
-    server: String,
-    handle: String,
-    user_id: String,
-    device_id: String,
-    token: Option<Token>,
-    seen: VecDeque<String>,
-}
-
-/// What the vault holds, as written.
-#[derive(Serialize)]
-struct SavedRef<'a> {
-    #[serde(flatten)]
-    state: &'a State,
-    olm: OlmPickle,
-    groups: GroupSessionsPickle,
-}
-
-/// What the vault holds, as read.
-#[derive(Deserialize)]
-struct Saved {
-    #[serde(flatten)]
-    state: State,
-    olm: OlmPickle,
-    #[serde(default)]
-    groups: GroupSessionsPickle,
 }
 
 /// A message as the user sees it.
@@ -194,7 +160,6 @@ pub struct Connection {
     socket: tokio_tungstenite::WebSocketStream<
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >,
-    pending_receipts: Vec<(String, String)>,
     drained: bool,
 }
 
@@ -251,15 +216,16 @@ pub enum ReceiveMode {
     Follow,
 }
 
-/// One device's messaging client.
+/// One device's messaging client: the IO shell around [`Core`]. It makes
+/// the HTTP requests and websocket sends the core's operations ask for,
+/// signs in when the token runs out, and saves the core to the vault when
+/// told to. Every decision is the core's.
 pub struct Messenger {
     http: reqwest::Client,
-    /// The server and the roots trusted for it; its URL is `state.server`.
+    /// The server and the roots trusted for it.
     endpoint: Endpoint,
     vault: Vault,
-    state: State,
-    olm: OlmMachine,
-    groups: GroupSessions,
+    core: Core,
 }
 
 impl Messenger {
@@ -331,21 +297,12 @@ impl Messenger {
         http: reqwest::Client,
     ) -> Result<Self, MessengerError> {
         let vault = Vault::create(dir, key)?;
-        let state = State {
-            server: endpoint.url().to_string(),
-            handle: handle.to_string(),
-            user_id: created.user_id,
-            device_id: created.device_id,
-            token: None,
-            seen: VecDeque::new(),
-        };
+        let core = Core::new(endpoint.url(), handle, created, olm);
         let mut messenger = Self {
             http,
             endpoint,
             vault,
-            state,
-            olm,
-            groups: GroupSessions::default(),
+            core,
         };
         messenger.save()?;
         messenger.publish_keys().await?;
@@ -361,170 +318,175 @@ impl Messenger {
         passphrase: impl FnOnce() -> Option<String>,
     ) -> Result<Self, MessengerError> {
         let (vault, plaintext) = Vault::open(dir, passphrase)?;
-        let Saved {
-            mut state,
-            olm,
-            groups,
-        } = serde_json::from_slice(&plaintext).map_err(|e| VaultError::Corrupt {
+        let mut core = Core::from_snapshot(&plaintext).map_err(|e| VaultError::Corrupt {
             path: dir.to_path_buf(),
             reason: e.to_string(),
         })?;
         let endpoint = match server {
             Some(endpoint) => endpoint,
-            None => Endpoint::new(state.server.as_str()),
+            None => Endpoint::new(core.server()),
         };
-        state.server = endpoint.url().to_string();
+        core.set_server(endpoint.url());
         Ok(Self {
             http: endpoint.http_client()?,
             endpoint,
             vault,
-            state,
-            olm: OlmMachine::from_pickle(olm),
-            groups: GroupSessions::from_pickle(groups),
+            core,
         })
     }
 
     /// This device's id.
     pub fn device_id(&self) -> &str {
-        &self.state.device_id
+        self.core.device_id()
     }
 
     /// This device's user's handle.
     pub fn handle(&self) -> &str {
-        &self.state.handle
+        self.core.handle()
     }
 
     /// The server URL.
     pub fn server(&self) -> &str {
-        &self.state.server
-    }
-
-    /// POSTs JSON with this device's token.
-    async fn post<T: serde::de::DeserializeOwned>(
-        &mut self,
-        path: &str,
-        body: &impl Serialize,
-        what: &'static str,
-    ) -> Result<T, MessengerError> {
-        let token = self.token().await?;
-        post_json(
-            &self.http,
-            &self.state.server,
-            path,
-            Some(&token),
-            body,
-            what,
-        )
-        .await
-    }
-
-    /// GETs JSON with this device's token.
-    async fn get<T: serde::de::DeserializeOwned>(
-        &mut self,
-        path: &str,
-        what: &'static str,
-    ) -> Result<T, MessengerError> {
-        let token = self.token().await?;
-        get_json(&self.http, &self.state.server, path, &token, what).await
+        self.core.server()
     }
 
     fn save(&mut self) -> Result<(), MessengerError> {
-        let saved = SavedRef {
-            state: &self.state,
-            olm: self.olm.pickle(),
-            groups: self.groups.pickle(),
-        };
-        let bytes = serde_json::to_vec(&saved).expect("state always serializes");
-        self.vault.save(&bytes)?;
+        self.vault.save(&self.core.snapshot())?;
         Ok(())
+    }
+
+    /// Runs `op` to completion: makes the requests it returns and saves
+    /// when it says so. Websocket frames go on `conn`.
+    async fn drive<O: Operation>(
+        &mut self,
+        mut op: O,
+        mut conn: Option<&mut Connection>,
+    ) -> Result<O::Output, MessengerError> {
+        loop {
+            match op.poll(&mut self.core)? {
+                Step::Done(output) => return Ok(output),
+                Step::Persist => self.save()?,
+                Step::Frame(frame) => {
+                    let conn = conn
+                        .as_deref_mut()
+                        .expect("only operations driven with a connection send frames");
+                    conn.send(&frame).await?;
+                }
+                Step::Http(request) => {
+                    let token = match request.signed_in {
+                        true => Some(self.token().await?),
+                        false => None,
+                    };
+                    let response = self.execute(&request, token.as_deref()).await?;
+                    op.handle_response(&mut self.core, response)?;
+                }
+            }
+        }
+    }
+
+    /// Makes one request: the JSON answer, or the server's refusal; an
+    /// error only when the server cannot be reached.
+    async fn execute(
+        &self,
+        request: &HttpRequest,
+        token: Option<&str>,
+    ) -> Result<core::Response, MessengerError> {
+        let server = self.core.server();
+        let url = format!("{}{}", server.trim_end_matches('/'), request.path);
+        let mut builder = match request.method {
+            Method::Get => self.http.get(url),
+            Method::Post => self.http.post(url),
+            Method::Delete => self.http.delete(url),
+        };
+        if let Some(body) = &request.body {
+            builder = builder.json(body);
+        }
+        if let Some(token) = token {
+            builder = builder.bearer_auth(token);
+        }
+        let unreachable = |source| MessengerError::Unreachable {
+            server: server.to_string(),
+            source,
+        };
+        let response = builder.send().await.map_err(unreachable)?;
+        match refused_unless_ok(response, request.what).await {
+            Ok(response) => Ok(Ok(response.json().await.map_err(unreachable)?)),
+            Err(MessengerError::Refused {
+                what,
+                status,
+                code,
+                message,
+            }) => Ok(Err(Refusal {
+                what,
+                status,
+                code,
+                message,
+            })),
+            Err(e) => Err(e),
+        }
     }
 
     /// A valid bearer token, signing in again when the old one is near its
     /// end.
     pub async fn token(&mut self) -> Result<String, MessengerError> {
-        if let Some(t) = &self.state.token
-            && t.expires_at - parley_wire::clock::now_ms() > TOKEN_MARGIN_MS
-        {
-            return Ok(t.token.clone());
+        if let Some(token) = self.core.token(parley_wire::clock::now_ms()) {
+            return Ok(token.to_string());
         }
-        let device_id = self.state.device_id.clone();
-        let challenge: api::Challenge = post_json(
-            &self.http,
-            &self.state.server,
-            "/v1/auth/challenge",
-            None,
-            &ChallengeRequest {
-                device_id: device_id.clone(),
-            },
-            "sign-in challenge",
-        )
-        .await?;
-        let signature = self
-            .olm
-            .sign(&api::challenge_message(&device_id, &challenge.challenge));
-        let token: Token = post_json(
-            &self.http,
-            &self.state.server,
-            "/v1/auth/token",
-            None,
-            &TokenRequest {
-                device_id,
-                challenge: challenge.challenge,
-                signature,
-            },
-            "sign-in",
-        )
-        .await?;
-        self.state.token = Some(token.clone());
-        self.save()?;
-        Ok(token.token)
+        // Sign-in's requests are anonymous, so this loop cannot need a
+        // token itself.
+        let mut sign_in = SignIn::new();
+        loop {
+            match sign_in.poll(&mut self.core)? {
+                Step::Done(token) => return Ok(token),
+                Step::Persist => self.save()?,
+                Step::Http(request) => {
+                    let response = self.execute(&request, None).await?;
+                    sign_in.handle_response(&mut self.core, response)?;
+                }
+                Step::Frame(_) => unreachable!("sign-in sends no frames"),
+            }
+        }
+    }
+
+    /// One request, its answer read as `T`.
+    async fn fetch<T: serde::de::DeserializeOwned>(
+        &mut self,
+        request: HttpRequest,
+    ) -> Result<T, MessengerError> {
+        self.drive(Fetch::new(request), None).await
     }
 
     /// Publishes one-time keys up to the target, and the fallback key if
     /// it is new.
     pub async fn publish_keys(&mut self) -> Result<(), MessengerError> {
-        let count: KeyCount = self.get("/v1/keys/count", "key count").await?;
-        let device_id = self.state.device_id.clone();
-        let fallback_key = self.olm.fallback_key(&device_id);
-        let wanted = if count.one_time_keys < ONE_TIME_KEY_LOW {
-            (ONE_TIME_KEY_TARGET - count.one_time_keys) as usize
-        } else {
-            0
-        };
-        let one_time_keys = self.olm.one_time_keys(wanted);
-        if one_time_keys.is_empty() && fallback_key.is_none() {
-            return Ok(());
-        }
-        // Save before uploading: the private halves must exist on disk
-        // before anyone can claim the public ones.
-        self.save()?;
-        let upload = UploadKeys {
-            one_time_keys,
-            fallback_key,
-        };
-        let _: KeyCount = self.post("/v1/keys", &upload, "key upload").await?;
-        self.olm.mark_published(upload.fallback_key.as_ref());
-        self.save()
+        self.drive(PublishKeys::new(), None).await
     }
 
     /// A code that lets a new device join this user (see [`link`](Self::link)).
     pub async fn create_link_code(&mut self) -> Result<LinkCode, MessengerError> {
-        self.post("/v1/link-codes", &serde_json::json!({}), "link code")
-            .await
+        self.fetch(HttpRequest::post(
+            "/v1/link-codes",
+            &serde_json::json!({}),
+            "link code",
+        ))
+        .await
     }
 
     /// The devices of a user, as the directory lists them.
     pub async fn devices_of(&mut self, handle: &str) -> Result<Vec<DeviceInfo>, MessengerError> {
-        self.get(&format!("/v1/users/{handle}/devices"), "device list")
-            .await
+        self.fetch(HttpRequest::get(
+            format!("/v1/users/{handle}/devices"),
+            "device list",
+        ))
+        .await
     }
 
     /// Sends a text to `to` (every device of that user, and this user's
     /// other devices). Returns the message id once every envelope is stored
     /// on the server.
     pub async fn send_text(&mut self, to: &str, text: &str) -> Result<String, MessengerError> {
-        let (id, envelopes) = self.prepare_text(to, text).await?;
-        self.submit(envelopes).await?;
+        let (id, send) = Send::text(to, text, parley_wire::clock::now_ms());
+        self.drive(send, None).await?;
         Ok(id)
     }
 
@@ -536,15 +498,8 @@ impl Messenger {
         to: &str,
         text: &str,
     ) -> Result<(String, Vec<OutgoingEnvelope>), MessengerError> {
-        let id = uuid::Uuid::new_v4().to_string();
-        let payload = Payload::Text {
-            id: id.clone(),
-            sent_at: parley_wire::clock::now_ms(),
-            to: to.to_string(),
-            group: None,
-            text: text.to_string(),
-        };
-        let envelopes = self.encrypt_for_users(&[to], &payload).await?;
+        let (id, send) = Send::text(to, text, parley_wire::clock::now_ms());
+        let envelopes = self.drive(send.prepare_only(), None).await?;
         Ok((id, envelopes))
     }
 
@@ -561,14 +516,14 @@ impl Messenger {
         let token = self.token().await?;
         let response = self
             .http
-            .post(format!("{}/v1/attachments", self.state.server))
+            .post(format!("{}/v1/attachments", self.core.server()))
             .bearer_auth(&token)
             .header("content-type", "application/octet-stream")
             .body(blob)
             .send()
             .await;
         let created: api::AttachmentCreated =
-            read_response(&self.state.server, response, "attachment upload").await?;
+            read_response(self.core.server(), response, "attachment upload").await?;
         let id = uuid::Uuid::new_v4().to_string();
         let payload = Payload::Attachment {
             id: id.clone(),
@@ -584,8 +539,8 @@ impl Messenger {
                 name: prepared.name,
             },
         };
-        let envelopes = self.encrypt_for_users(&[to], &payload).await?;
-        self.submit(envelopes).await?;
+        let send = Send::new(payload, Recipients::Users(vec![to.to_string()]));
+        self.drive(send, None).await?;
         Ok(id)
     }
 
@@ -595,13 +550,14 @@ impl Messenger {
         reference: &AttachmentRef,
     ) -> Result<Vec<u8>, MessengerError> {
         let token = self.token().await?;
+        let server = self.core.server();
         let unreachable = |source| MessengerError::Unreachable {
-            server: self.state.server.clone(),
+            server: server.to_string(),
             source,
         };
         let response = self
             .http
-            .get(format!("{}{}", self.state.server, reference.url))
+            .get(format!("{server}{}", reference.url))
             .bearer_auth(token)
             .send()
             .await
@@ -611,102 +567,11 @@ impl Messenger {
         Ok(attachment::open(reference, &blob)?)
     }
 
-    /// Encrypts `payload` for every device of `handles` and this user's
-    /// other devices, starting sessions where needed.
-    async fn encrypt_for_users(
-        &mut self,
-        handles: &[&str],
-        payload: &Payload,
-    ) -> Result<Vec<OutgoingEnvelope>, MessengerError> {
-        let targets = self.devices_of_users(handles).await?;
-        let ids: Vec<String> = targets.iter().map(|d| d.device_id.clone()).collect();
-        self.encrypt_for_devices(&ids, payload).await
-    }
-
-    /// Every device of `handles` and of this user, except this device,
-    /// checked against the identity keys seen before.
-    async fn devices_of_users(
-        &mut self,
-        handles: &[&str],
-    ) -> Result<Vec<DeviceInfo>, MessengerError> {
-        let mut targets = Vec::new();
-        let mut seen = BTreeSet::new();
-        let own = self.state.handle.clone();
-        for handle in handles.iter().copied().chain([own.as_str()]) {
-            if !seen.insert(handle.to_string()) {
-                continue;
-            }
-            let devices = self.devices_of(handle).await?;
-            if devices.is_empty() && handle != own {
-                return Err(MessengerError::NoDevices(handle.to_string()));
-            }
-            for d in devices {
-                if d.device_id != self.state.device_id {
-                    self.olm.remember(&d)?;
-                    targets.push(d);
-                }
-            }
-        }
-        Ok(targets)
-    }
-
-    /// Encrypts `payload` pairwise (Olm) for each of `devices` (already
-    /// remembered), claiming keys and starting sessions where needed.
-    async fn encrypt_for_devices(
-        &mut self,
-        devices: &[String],
-        payload: &Payload,
-    ) -> Result<Vec<OutgoingEnvelope>, MessengerError> {
-        let missing: Vec<String> = devices
-            .iter()
-            .filter(|d| !self.olm.has_session(d))
-            .cloned()
-            .collect();
-        if !missing.is_empty() {
-            let request = ClaimRequest {
-                device_ids: missing,
-            };
-            let claimed: Vec<ClaimedKey> =
-                self.post("/v1/keys/claim", &request, "key claim").await?;
-            for key in &claimed {
-                self.olm.start_session(key)?;
-            }
-        }
-        let plaintext = serde_json::to_vec(payload).expect("payloads always serialize");
-        let mut envelopes = Vec::new();
-        for device in devices {
-            if !self.olm.has_session(device) {
-                tracing::warn!(device = %device, "device has no keys; skipped");
-                continue;
-            }
-            let (kind, ciphertext) = self.olm.encrypt(device, &plaintext)?;
-            envelopes.push(OutgoingEnvelope {
-                id: uuid::Uuid::new_v4().to_string(),
-                to_device: device.clone(),
-                kind,
-                ciphertext,
-                group_id: None,
-            });
-        }
-        // The ratchets moved: persist before anything leaves the device.
-        self.save()?;
-        Ok(envelopes)
-    }
-
     /// The devices a call to `handle` rings: all of them except this one
     /// (for this user's own handle: its other devices).
     pub async fn call_devices(&mut self, handle: &str) -> Result<Vec<String>, MessengerError> {
-        let mut out = Vec::new();
-        for d in self.devices_of(handle).await? {
-            if d.device_id != self.state.device_id {
-                self.olm.remember(&d)?;
-                out.push(d.device_id);
-            }
-        }
-        if out.is_empty() && handle != self.state.handle {
-            return Err(MessengerError::NoDevices(handle.to_string()));
-        }
-        Ok(out)
+        let op = CallDevices::new(&self.core, handle);
+        self.drive(op, None).await
     }
 
     /// Sends `signal` to one device of `handle` (found with
@@ -718,22 +583,8 @@ impl Messenger {
         device_id: &str,
         signal: CallSignal,
     ) -> Result<(), MessengerError> {
-        if self.olm.known(device_id).is_none() {
-            self.call_devices(handle).await?;
-        }
-        if self.olm.known(device_id).is_none() {
-            return Err(MessengerError::Protocol(format!(
-                "device {device_id} is not one of {handle}'s"
-            )));
-        }
-        let payload = Payload::Call {
-            id: uuid::Uuid::new_v4().to_string(),
-            signal,
-        };
-        let envelopes = self
-            .encrypt_for_devices(&[device_id.to_string()], &payload)
+        self.drive(Send::call_signal(handle, device_id, signal), None)
             .await?;
-        self.submit(envelopes).await?;
         Ok(())
     }
 
@@ -746,7 +597,8 @@ impl Messenger {
         let request = parley_wire::api::RelayRequest {
             call_key: hex::encode(call_key),
         };
-        match self.post("/v1/calls/relay", &request, "relay ticket").await {
+        let request = HttpRequest::post("/v1/calls/relay", &request, "relay ticket");
+        match self.fetch(request).await {
             Ok(grant) => Ok(Some(grant)),
             Err(MessengerError::Refused { status: 404, .. }) => Ok(None),
             Err(e) => Err(e),
@@ -760,8 +612,12 @@ impl Messenger {
         group_id: &str,
     ) -> Result<parley_wire::api::GroupCallGrant, MessengerError> {
         let path = format!("/v1/groups/{group_id}/call");
-        self.post(&path, &serde_json::json!({}), "group call token")
-            .await
+        self.fetch(HttpRequest::post(
+            path,
+            &serde_json::json!({}),
+            "group call token",
+        ))
+        .await
     }
 
     /// Sends an SDP offer to the SFU with a join token; returns its answer.
@@ -771,19 +627,16 @@ impl Messenger {
         token: &str,
         offer: &str,
     ) -> Result<String, MessengerError> {
-        sfu_join(&self.http, &self.state.server, room, token, offer).await
+        sfu_join(&self.http, self.core.server(), room, token, offer).await
     }
 
     /// Creates a group with this user as owner and only member.
     pub async fn create_group(&mut self, name: &str) -> Result<GroupInfo, MessengerError> {
-        self.post(
-            "/v1/groups",
-            &CreateGroup {
-                name: name.to_string(),
-            },
-            "group creation",
-        )
-        .await
+        let body = CreateGroup {
+            name: name.to_string(),
+        };
+        self.fetch(HttpRequest::post("/v1/groups", &body, "group creation"))
+            .await
     }
 
     /// Adds a user to a group (any member may).
@@ -792,14 +645,12 @@ impl Messenger {
         group_id: &str,
         handle: &str,
     ) -> Result<GroupInfo, MessengerError> {
-        self.post(
-            &format!("/v1/groups/{group_id}/members"),
-            &AddMember {
-                handle: handle.to_string(),
-            },
-            "adding a member",
-        )
-        .await
+        let body = AddMember {
+            handle: handle.to_string(),
+        };
+        let path = format!("/v1/groups/{group_id}/members");
+        self.fetch(HttpRequest::post(path, &body, "adding a member"))
+            .await
     }
 
     /// Removes a user from a group (the owner removes anyone; others only
@@ -810,27 +661,21 @@ impl Messenger {
         group_id: &str,
         handle: &str,
     ) -> Result<GroupInfo, MessengerError> {
-        let token = self.token().await?;
-        let response = self
-            .http
-            .delete(format!(
-                "{}/v1/groups/{group_id}/members/{handle}",
-                self.state.server
-            ))
-            .bearer_auth(token)
-            .send()
-            .await;
-        read_response(&self.state.server, response, "removing a member").await
+        let path = format!("/v1/groups/{group_id}/members/{handle}");
+        self.fetch(HttpRequest::delete(path, "removing a member"))
+            .await
     }
 
     /// The groups this user is in.
     pub async fn groups(&mut self) -> Result<Vec<GroupInfo>, MessengerError> {
-        self.get("/v1/groups", "group list").await
+        self.fetch(HttpRequest::get("/v1/groups", "group list"))
+            .await
     }
 
     /// One group (members only).
     pub async fn group(&mut self, group_id: &str) -> Result<GroupInfo, MessengerError> {
-        self.get(&format!("/v1/groups/{group_id}"), "group").await
+        self.fetch(HttpRequest::get(format!("/v1/groups/{group_id}"), "group"))
+            .await
     }
 
     /// Sends a text to every member device of a group (and this user's
@@ -842,59 +687,8 @@ impl Messenger {
         group_id: &str,
         text: &str,
     ) -> Result<String, MessengerError> {
-        let group = self.group(group_id).await?;
-        let handles: Vec<&str> = group.members.iter().map(String::as_str).collect();
-        let devices: BTreeSet<String> = self
-            .devices_of_users(&handles)
-            .await?
-            .into_iter()
-            .map(|d| d.device_id)
-            .collect();
-        let (share, needs_key) = self.groups.prepare(group_id, &devices);
-        let KeyShare {
-            session_id,
-            session_key,
-        } = share;
-        let key_payload = Payload::GroupKey {
-            group_id: group_id.to_string(),
-            session_id,
-            session_key,
-        };
-        let mut envelopes = if needs_key.is_empty() {
-            Vec::new()
-        } else {
-            self.encrypt_for_devices(&needs_key, &key_payload).await?
-        };
-        let id = uuid::Uuid::new_v4().to_string();
-        let payload = Payload::Text {
-            id: id.clone(),
-            sent_at: parley_wire::clock::now_ms(),
-            to: group_id.to_string(),
-            group: Some(group_id.to_string()),
-            text: text.to_string(),
-        };
-        let plaintext = serde_json::to_vec(&payload).expect("payloads always serialize");
-        let ciphertext = self
-            .groups
-            .encrypt(group_id, &plaintext)
-            .expect("prepare made the outbound session");
-        let ciphertext = group_sessions::encode(&ciphertext);
-        for device in &devices {
-            envelopes.push(OutgoingEnvelope {
-                id: uuid::Uuid::new_v4().to_string(),
-                to_device: device.clone(),
-                kind: api::kind::MEGOLM,
-                ciphertext: ciphertext.clone(),
-                group_id: Some(group_id.to_string()),
-            });
-        }
-        self.save()?;
-        // Key shares and the message in one request: the server stores
-        // them in this order, so each device gets its key first.
-        self.submit(envelopes).await?;
-        self.groups.mark_shared(group_id, &needs_key);
-        self.save()?;
-        Ok(id)
+        let op = GroupSend::new(group_id, text, parley_wire::clock::now_ms());
+        self.drive(op, None).await
     }
 
     /// Stores envelopes on the server. Safe to repeat with the same
@@ -903,8 +697,12 @@ impl Messenger {
         &mut self,
         envelopes: Vec<OutgoingEnvelope>,
     ) -> Result<SendResponse, MessengerError> {
-        self.post("/v1/messages", &SendRequest { envelopes }, "send")
-            .await
+        self.fetch(HttpRequest::post(
+            "/v1/messages",
+            &SendRequest { envelopes },
+            "send",
+        ))
+        .await
     }
 
     /// Receives messages only (see [`receive_events`](Self::receive_events)).
@@ -950,7 +748,7 @@ impl Messenger {
     /// [`Connection::next_frame`] and [`process_frame`](Self::process_frame).
     pub async fn connect(&mut self) -> Result<Connection, MessengerError> {
         let token = self.token().await?;
-        let url = ws_url(&self.state.server);
+        let url = ws_url(self.core.server());
         let mut request = url
             .as_str()
             .into_client_request()
@@ -966,9 +764,9 @@ impl Messenger {
             tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector))
                 .await
                 .map_err(|e| MessengerError::WebSocket(Box::new(e)))?;
+        self.core.connected();
         Ok(Connection {
             socket,
-            pending_receipts: Vec::new(),
             drained: false,
         })
     }
@@ -981,203 +779,17 @@ impl Messenger {
         conn: &mut Connection,
         frame: ServerFrame,
     ) -> Result<Vec<Event>, MessengerError> {
-        let mut events = Vec::new();
-        match frame {
-            ServerFrame::Envelope(envelope) => {
-                let id = envelope.id.clone();
-                match self.open_envelope(&envelope).await {
-                    Ok(Some(event)) => {
-                        if let Event::Message(m) = &event
-                            && m.from != self.state.handle
-                        {
-                            conn.pending_receipts.push((m.from.clone(), m.id.clone()));
-                        }
-                        events.push(event);
-                    }
-                    Ok(None) => {}
-                    // An envelope that can never be decrypted is dropped
-                    // (and said so) rather than blocking the queue for ever.
-                    Err(e) => {
-                        tracing::warn!(envelope = %id, error = %e, "dropping undecryptable envelope");
-                        events.push(Event::Undecryptable {
-                            from: envelope.from_handle.clone(),
-                            from_device: envelope.from_device.clone(),
-                            reason: e.to_string(),
-                        });
-                    }
-                }
-                self.save()?;
-                conn.send(&ClientFrame::Ack { ids: vec![id] }).await?;
-                if conn.drained {
-                    self.send_receipts(&mut conn.pending_receipts, ReceiptStatus::Delivered)
-                        .await?;
-                }
-            }
-            ServerFrame::Drained => {
-                conn.drained = true;
-                self.send_receipts(&mut conn.pending_receipts, ReceiptStatus::Delivered)
-                    .await?;
-            }
-            ServerFrame::Stored { .. } => {}
-            ServerFrame::Error(e) => {
-                tracing::warn!(error = %e.error, message = %e.message, "server error")
-            }
-        }
+        let op = Receive::new(&mut self.core, frame);
+        let events = self.drive(op, Some(conn)).await?;
+        conn.drained = self.core.drained();
         Ok(events)
-    }
-
-    /// Tells the senders of `pending` (sender handle, message id) that
-    /// their messages arrived or were read: one receipt per sender, which
-    /// is itself never answered with a receipt.
-    async fn send_receipts(
-        &mut self,
-        pending: &mut Vec<(String, String)>,
-        status: ReceiptStatus,
-    ) -> Result<(), MessengerError> {
-        let mut by_sender: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-        for (from, id) in pending.drain(..) {
-            by_sender.entry(from).or_default().push(id);
-        }
-        for (from, ids) in by_sender {
-            let payload = Payload::Receipt { ids, status };
-            let envelopes = self.encrypt_for_users(&[from.as_str()], &payload).await?;
-            self.submit(envelopes).await?;
-        }
-        Ok(())
     }
 
     /// Sends read receipts for messages from `from`.
     pub async fn mark_read(&mut self, from: &str, ids: Vec<String>) -> Result<(), MessengerError> {
-        let mut pending = ids.into_iter().map(|id| (from.to_string(), id)).collect();
-        self.send_receipts(&mut pending, ReceiptStatus::Read).await
-    }
-
-    /// Decrypts one envelope. `None` for duplicates and payloads that are
-    /// not for the user (key shares).
-    async fn open_envelope(
-        &mut self,
-        envelope: &Envelope,
-    ) -> Result<Option<Event>, MessengerError> {
-        if self.olm.known(&envelope.from_device).is_none() {
-            let devices = self.devices_of(&envelope.from_handle).await?;
-            let device = devices
-                .into_iter()
-                .find(|d| d.device_id == envelope.from_device)
-                .ok_or_else(|| {
-                    MessengerError::Protocol(format!(
-                        "device {} is not one of {}'s",
-                        envelope.from_device, envelope.from_handle
-                    ))
-                })?;
-            self.olm.remember(&device)?;
-        }
-        let sender = self
-            .olm
-            .known(&envelope.from_device)
-            .expect("remembered above")
-            .clone();
-        let payload = self.decrypt_payload(envelope)?;
-        if let Payload::GroupKey {
-            group_id,
-            session_id,
-            session_key,
-        } = &payload
-        {
-            let share = KeyShare {
-                session_id: session_id.clone(),
-                session_key: session_key.clone(),
-            };
-            self.groups
-                .add_inbound(group_id, &envelope.from_device, &share)?;
-            return Ok(None);
-        }
-        let dedupe = payload.dedupe_id();
-        if self.state.seen.contains(&dedupe) {
-            return Ok(None);
-        }
-        self.state.seen.push_back(dedupe);
-        while self.state.seen.len() > SEEN_MESSAGES {
-            self.state.seen.pop_front();
-        }
-        Ok(match payload {
-            Payload::Text {
-                id,
-                sent_at,
-                to,
-                group,
-                text,
-            } => Some(Event::Message(Incoming {
-                id,
-                from: sender.handle,
-                from_device: sender.device_id,
-                to,
-                group,
-                text,
-                attachment: None,
-                sent_at,
-            })),
-            Payload::Attachment {
-                id,
-                sent_at,
-                to,
-                group,
-                attachment,
-            } => Some(Event::Message(Incoming {
-                id,
-                from: sender.handle,
-                from_device: sender.device_id,
-                to,
-                group,
-                text: String::new(),
-                attachment: Some(attachment),
-                sent_at,
-            })),
-            Payload::Receipt { ids, status } => Some(Event::Receipt(Receipt {
-                from: sender.handle,
-                from_device: sender.device_id,
-                ids,
-                status,
-            })),
-            Payload::Call { signal, .. } => Some(Event::Call(CallEvent {
-                from: sender.handle,
-                from_device: sender.device_id,
-                signal,
-            })),
-            Payload::GroupKey { .. } => None,
-        })
-    }
-
-    /// Decrypts an envelope's payload: Olm for pairwise kinds, Megolm for
-    /// group messages, which may carry only text of their own group.
-    fn decrypt_payload(&mut self, envelope: &Envelope) -> Result<Payload, MessengerError> {
-        let bad = |what: String| MessengerError::Protocol(what);
-        if envelope.kind == api::kind::MEGOLM {
-            let group_id = envelope
-                .group_id
-                .as_deref()
-                .ok_or_else(|| bad("group message without a group".into()))?;
-            let bytes = base64::Engine::decode(
-                &base64::engine::general_purpose::STANDARD,
-                &envelope.ciphertext,
-            )
-            .map_err(|_| bad("group ciphertext is not base64".into()))?;
-            let plaintext = self
-                .groups
-                .decrypt(group_id, &envelope.from_device, &bytes)?;
-            let payload: Payload =
-                serde_json::from_slice(&plaintext).map_err(|e| bad(format!("bad payload: {e}")))?;
-            match &payload {
-                Payload::Text { group: Some(g), .. } if g == group_id => Ok(payload),
-                _ => Err(bad(
-                    "a group session may carry only text for its own group".into()
-                )),
-            }
-        } else {
-            let plaintext =
-                self.olm
-                    .decrypt(&envelope.from_device, envelope.kind, &envelope.ciphertext)?;
-            serde_json::from_slice(&plaintext).map_err(|e| bad(format!("bad payload: {e}")))
-        }
+        let read = ids.into_iter().map(|id| (from.to_string(), id)).collect();
+        self.drive(Receipts::new(read, ReceiptStatus::Read), None)
+            .await
     }
 
     /// Decrypts one envelope outside [`receive`](Self::receive) (for
@@ -1187,15 +799,15 @@ impl Messenger {
         &mut self,
         envelope: &Envelope,
     ) -> Result<Option<Event>, MessengerError> {
-        let opened = self.open_envelope(envelope).await;
+        let opened = self.drive(Open::new(envelope.clone()), None).await;
         self.save()?;
         opened
     }
 
     /// Acks envelopes over HTTP (for clients that poll).
     pub async fn ack(&mut self, ids: Vec<String>) -> Result<(), MessengerError> {
-        let path = format!("/v1/devices/{}/messages/ack", self.state.device_id);
-        let _: serde_json::Value = self.post(&path, &AckRequest { ids }, "ack").await?;
+        let request = core::ack_request(&self.core, ids);
+        let _: serde_json::Value = self.fetch(request).await?;
         Ok(())
     }
 }
@@ -1318,19 +930,6 @@ async fn post_json<T: serde::de::DeserializeOwned>(
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
-    read_response(server, request.send().await, what).await
-}
-
-async fn get_json<T: serde::de::DeserializeOwned>(
-    http: &reqwest::Client,
-    server: &str,
-    path: &str,
-    token: &str,
-    what: &'static str,
-) -> Result<T, MessengerError> {
-    let request = http
-        .get(format!("{}{path}", server.trim_end_matches('/')))
-        .bearer_auth(token);
     read_response(server, request.send().await, what).await
 }
 
