@@ -6,12 +6,15 @@
 //! server must run with the same `--sfu-token-secret`). Publishers send
 //! media encoded once at start (Opus speech, and with `--video` the H.264
 //! test pattern at 640x480): the generator spends its CPU on sessions,
-//! not codecs. Each frame carries its send time (see [`stamp_audio`],
-//! [`stamp_video`]): the SFU forwards frames whole without reading them,
-//! so the subscriber finds the stamp and the forwarding latency is receive
-//! time minus send time on this process's clock. Subscribers answer the
-//! SFU's offers and count what arrives; after a warm-up the counters run
-//! for the measured window. The SFU process's CPU and RSS come from /proc
+//! not codecs. Every participant is the SDK's own group-call session
+//! ([`GroupSession::offer_load_generator`]): the real client's str0m
+//! profile, control protocol (renegotiation, leave) and SFrame encryption,
+//! with decoding left out. Each frame carries its send time inside the
+//! encryption (see [`stamp_audio`], [`stamp_video`]): the SFU forwards
+//! frames whole without reading them, so the receiver finds the stamp
+//! after decrypting and the forwarding latency is receive time minus send
+//! time on this process's clock. After a warm-up the counters run for the
+//! measured window. The SFU process's CPU and RSS come from /proc
 //! (its PID given, or found by the UDP port its answer names).
 //!
 //! The stamp rides in the payload rather than an RTP header extension:
@@ -25,6 +28,11 @@ use std::net::{SocketAddr, UdpSocket};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use parley_client::call::group_session::{
+    GroupKeys, GroupSession, GroupSessionError, Publish, audio_level,
+};
+use parley_client::endpoint::Endpoint;
+use parley_client::messenger::DemoRoom;
 use parley_media::audio::AudioSource;
 use parley_media::h264::{H264Config, H264Encoder};
 use parley_media::opus_codec::{OpusConfig, OpusEncoder};
@@ -32,16 +40,7 @@ use parley_media::speech::SpeechSource;
 use parley_media::test_pattern::TestPatternSource;
 use parley_media::video::FrameRate;
 use parley_sfu::{JoinClaims, TokenKey};
-use parley_wire::sfu::{CHANNEL_LABEL, ControlMessage};
 use serde::Serialize;
-use str0m::change::{SdpAnswer, SdpOffer};
-use str0m::channel::ChannelId;
-use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, MediaTime, Mid};
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Output, Rtc};
-
-use parley_client::endpoint::Endpoint;
 
 /// Why the load test failed.
 #[derive(Debug, thiserror::Error)]
@@ -153,7 +152,8 @@ pub fn read_stamp(frame: &[u8]) -> Option<u64> {
 
 /// Media encoded once and looped by every publisher.
 struct Clips {
-    audio: Vec<Vec<u8>>,
+    /// Opus packets and their audio levels.
+    audio: Vec<(Vec<u8>, i8)>,
     video: Vec<Vec<u8>>,
 }
 
@@ -169,7 +169,7 @@ fn encode_clips(video: bool) -> Result<Clips, LoadTestError> {
             .next_frame()
             .map_err(media)?
             .unwrap_or_else(parley_media::audio::AudioFrame::silence);
-        audio.push(opus.encode(&frame).map_err(media)?);
+        audio.push((opus.encode(&frame).map_err(media)?, audio_level(&frame)));
     }
     let mut frames = Vec::new();
     if video {
@@ -202,9 +202,9 @@ struct Tally {
     frames_sent: u64,
     frames_received: u64,
     latencies_us: Vec<u64>,
-    /// Per subscriber: (packets, bytes) at the window's start and latest.
-    ingress: HashMap<(usize, Mid), (u64, u64)>,
-    ingress_start: HashMap<(usize, Mid), (u64, u64)>,
+    /// Per participant: (packets, bytes) at the window's start and latest.
+    ingress: HashMap<usize, (u64, u64)>,
+    ingress_start: HashMap<usize, (u64, u64)>,
     connected: usize,
     sfu_addr: Option<SocketAddr>,
 }
@@ -213,8 +213,7 @@ struct Tally {
 pub async fn run_loadtest(options: LoadTestOptions) -> Result<LoadTestReport, LoadTestError> {
     let clips = Arc::new(encode_clips(options.video)?);
     let key = TokenKey::from_secret_str(&options.token_secret);
-    let http = Endpoint::new(options.server.clone())
-        .http_client()
+    let room = DemoRoom::new(&Endpoint::new(options.server.clone()))
         .map_err(|e| LoadTestError::Join(e.to_string()))?;
     let tally = Arc::new(Mutex::new(Tally::default()));
     let epoch = Instant::now();
@@ -223,7 +222,7 @@ pub async fn run_loadtest(options: LoadTestOptions) -> Result<LoadTestReport, Lo
     let mut threads = Vec::new();
     for i in 0..total {
         let publisher = i < options.publishers;
-        let joined = join(&http, &options, &key, i, publisher).await?;
+        let joined = join(&room, &options, &key, i, publisher).await?;
         let (tally, clips, stop) = (tally.clone(), clips.clone(), stop.clone());
         let video = options.video;
         // A thread per participant: plain blocking sockets with short
@@ -232,15 +231,11 @@ pub async fn run_loadtest(options: LoadTestOptions) -> Result<LoadTestReport, Lo
         threads.push(std::thread::spawn(move || {
             let mut p = Participant {
                 index: i,
-                rtc: joined.rtc,
+                session: joined.session,
                 socket: joined.socket,
                 local: joined.local,
                 publisher,
                 video,
-                channel: None,
-                audio_mid: Some(joined.audio_mid),
-                video_mid: joined.video_mid,
-                connected: false,
                 next_audio: 0,
                 next_video: 0,
                 started: None,
@@ -329,9 +324,10 @@ pub async fn run_loadtest(options: LoadTestOptions) -> Result<LoadTestReport, Lo
     })
 }
 
-/// Joins participant `i`: returns its session, socket and local address.
+/// Joins participant `i`: its session (already given the SFU's answer),
+/// socket and local address.
 async fn join(
-    http: &reqwest::Client,
+    room: &DemoRoom,
     options: &LoadTestOptions,
     key: &TokenKey,
     i: usize,
@@ -339,87 +335,66 @@ async fn join(
 ) -> Result<Joined, LoadTestError> {
     let socket = UdpSocket::bind("127.0.0.1:0")?;
     let local = socket.local_addr()?;
-    let now = Instant::now();
-    let mut rtc = parley_rtc::build(parley_rtc::Role::LoadGenerator, now);
-    let candidate = Candidate::host(local, "udp").map_err(|e| LoadTestError::Rtc(e.to_string()))?;
-    rtc.add_local_candidate(candidate);
-    let mut change = rtc.sdp_api();
+    let role = if publisher { "pub" } else { "sub" };
+    let (user, device) = (format!("load-{role}-{i}"), format!("load-{i}"));
     // Subscribers publish a silent audio line too: the SFU's join expects
     // a participant with media; nothing is ever written on it.
-    let audio_mid = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
-    let video_mid = (publisher && options.video)
-        .then(|| change.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
-    change.add_channel(CHANNEL_LABEL.to_string());
-    let (offer, pending) = change
-        .apply()
-        .ok_or_else(|| LoadTestError::Rtc("no offer".into()))?;
-    let role = if publisher { "pub" } else { "sub" };
+    let publish = if publisher && options.video {
+        Publish::Video
+    } else {
+        Publish::Audio
+    };
+    // Keys follow from a passphrase, as in a demo room: frames are
+    // encrypted and decrypted as in a real call, with no key exchange to
+    // stage.
+    let keys = GroupKeys::Passphrase {
+        passphrase: LOAD_PASSPHRASE.to_string(),
+        user: user.clone(),
+        device: device.clone(),
+    };
+    let (mut session, offer) =
+        GroupSession::offer_load_generator(Instant::now(), local, &options.room, publish, keys)
+            .map_err(|e| LoadTestError::Rtc(e.to_string()))?;
     let token = key.sign(&JoinClaims {
         room: options.room.clone(),
-        user: format!("load-{role}-{i}"),
-        device: format!("load-{i}"),
+        user,
+        device,
         expires_at: u64::MAX,
     });
-    let request = parley_wire::api::SfuJoinRequest {
-        room: options.room.clone(),
-        token,
-        offer: offer.to_sdp_string(),
-    };
-    let url = format!("{}/v1/sfu/join", options.server.trim_end_matches('/'));
-    let response = http
-        .post(url)
-        .json(&request)
-        .send()
+    let answer = room
+        .sfu_join(&options.room, &token, &offer)
         .await
         .map_err(|e| LoadTestError::Join(e.to_string()))?;
-    let status = response.status();
-    let text = response
-        .text()
-        .await
-        .map_err(|e| LoadTestError::Join(e.to_string()))?;
-    if !status.is_success() {
-        return Err(LoadTestError::Join(format!("{status}: {text}")));
-    }
-    let answer: parley_wire::api::SfuJoinAnswer =
-        serde_json::from_str(&text).map_err(|e| LoadTestError::Join(e.to_string()))?;
-    let answer = SdpAnswer::from_sdp_string(&answer.answer)
+    session
+        .accept_answer(Instant::now(), &answer)
         .map_err(|e| LoadTestError::Rtc(e.to_string()))?;
-    rtc.sdp_api()
-        .accept_answer(pending, answer)
-        .map_err(|e| LoadTestError::Rtc(e.to_string()))?;
-    // As the real client does once its video line is negotiated.
-    if let Some(mid) = video_mid {
-        parley_rtc::on_video_send_stream(&mut rtc, mid, None);
-    }
     Ok(Joined {
-        rtc,
+        session,
         socket,
         local,
-        audio_mid,
-        video_mid,
     })
 }
 
+/// The passphrase every load-test participant's sender key comes from.
+const LOAD_PASSPHRASE: &str = "parley-loadtest";
+
 /// A participant's session after the SFU answered.
 struct Joined {
-    rtc: Rtc,
+    session: GroupSession,
     socket: UdpSocket,
     local: SocketAddr,
-    audio_mid: Mid,
-    video_mid: Option<Mid>,
 }
 
+/// One synthetic participant: the SDK's group-call session (the client
+/// side of the SFU's control protocol, the real client's str0m profile and
+/// SFrame) on a blocking socket.
 struct Participant {
     index: usize,
-    rtc: Rtc,
+    session: GroupSession,
     socket: UdpSocket,
     local: SocketAddr,
     publisher: bool,
     video: bool,
-    channel: Option<ChannelId>,
-    audio_mid: Option<Mid>,
-    video_mid: Option<Mid>,
-    connected: bool,
     next_audio: u64,
     next_video: u64,
     started: Option<Instant>,
@@ -434,11 +409,13 @@ impl Participant {
         stop: &std::sync::atomic::AtomicBool,
     ) {
         let mut buf = vec![0u8; 2048];
-        let mut timeout = Instant::now();
+        let mut connected = false;
         while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            // Sleep in recv until str0m's next timer or the next frame to
-            // send, so idle participants cost the generator nothing.
-            let wake = match (self.publisher && self.connected, self.started) {
+            // Sleep in recv until the session's next timer or the next
+            // frame to send, so idle participants cost the generator
+            // nothing.
+            let timeout = self.session.poll_timeout();
+            let wake = match (self.publisher && connected, self.started) {
                 (true, Some(started)) => timeout.min(started + self.next_send_at()),
                 _ => timeout,
             };
@@ -447,39 +424,29 @@ impl Participant {
                 .clamp(Duration::from_micros(200), Duration::from_millis(20));
             let _ = self.socket.set_read_timeout(Some(wait));
             if let Ok((n, from)) = self.socket.recv_from(&mut buf) {
-                let now = Instant::now();
-                if let Ok(contents) = buf[..n].try_into() {
-                    let input = Input::Receive(
-                        now,
-                        Receive {
-                            proto: Protocol::Udp,
-                            source: from,
-                            destination: self.local,
-                            contents,
-                        },
-                    );
-                    if self.rtc.handle_input(input).is_err() {
-                        return;
-                    }
+                let received =
+                    self.session
+                        .handle_receive(Instant::now(), from, self.local, &buf[..n]);
+                if received.is_err() {
+                    return;
                 }
             }
             let now = Instant::now();
-            if now >= timeout && self.rtc.handle_input(Input::Timeout(now)).is_err() {
+            if now >= self.session.poll_timeout() && self.session.handle_timeout(now).is_err() {
                 return;
             }
-            if self.publisher && self.connected {
-                self.send(now, clips, tally, epoch);
+            if !connected && self.session.is_connected() {
+                connected = true;
+                tally.lock().expect("tally").connected += 1;
             }
-            timeout = match self.drain(tally, epoch) {
-                Some(t) => t,
-                None => return,
-            };
+            if self.publisher && connected && self.send(now, clips, tally, epoch).is_err() {
+                return;
+            }
+            self.flush(tally, epoch);
         }
         // Leave at once rather than leave the SFU to time us out.
-        if let Some(mut channel) = self.channel.and_then(|c| self.rtc.channel(c)) {
-            let _ = channel.write(false, ControlMessage::Leave.to_json().as_bytes());
-        }
-        self.drain(tally, epoch);
+        let _ = self.session.leave(Instant::now());
+        self.flush(tally, epoch);
     }
 
     /// When the next audio or video frame is due, from the start.
@@ -492,142 +459,67 @@ impl Participant {
         }
     }
 
-    fn send(&mut self, now: Instant, clips: &Clips, tally: &Mutex<Tally>, epoch: Instant) {
+    fn send(
+        &mut self,
+        now: Instant,
+        clips: &Clips,
+        tally: &Mutex<Tally>,
+        epoch: Instant,
+    ) -> Result<(), GroupSessionError> {
         let started = *self.started.get_or_insert(now);
         let elapsed = now - started;
-        let in_window = |t: &Tally| t.window.is_some_and(|(a, b)| now >= a && now < b);
         let stamp = (now - epoch).as_micros() as u64;
+        let mut sent = 0;
         while Duration::from_millis(20 * self.next_audio) <= elapsed {
-            let clip = &clips.audio[self.next_audio as usize % clips.audio.len()];
-            let time = MediaTime::new(
-                self.next_audio * 960,
-                str0m::media::Frequency::FORTY_EIGHT_KHZ,
-            );
+            let (clip, level) = &clips.audio[self.next_audio as usize % clips.audio.len()];
             self.next_audio += 1;
-            if self.write(
-                now,
-                self.audio_mid,
-                Codec::Opus,
-                time,
-                stamp_audio(stamp, clip),
-            ) {
-                let mut t = tally.lock().expect("tally");
-                if in_window(&t) {
-                    t.frames_sent += 1;
-                }
-            }
+            self.session
+                .send_encoded_audio(now, &stamp_audio(stamp, clip), *level)?;
+            sent += 1;
         }
         while self.video
             && !clips.video.is_empty()
             && Duration::from_secs(self.next_video) / 30 <= elapsed
         {
             let clip = &clips.video[self.next_video as usize % clips.video.len()];
-            let time = MediaTime::from_90khz(self.next_video * 3000);
+            let pts = Duration::from_secs(self.next_video) / 30;
             self.next_video += 1;
-            if self.write(
-                now,
-                self.video_mid,
-                Codec::H264,
-                time,
-                stamp_video(stamp, clip),
-            ) {
-                let mut t = tally.lock().expect("tally");
-                if in_window(&t) {
-                    t.frames_sent += 1;
-                }
-            }
+            self.session
+                .send_encoded_video(now, &stamp_video(stamp, clip), pts)?;
+            sent += 1;
         }
+        let mut t = tally.lock().expect("tally");
+        if t.window.is_some_and(|(a, b)| now >= a && now < b) {
+            t.frames_sent += sent;
+        }
+        Ok(())
     }
 
-    fn write(
-        &mut self,
-        now: Instant,
-        mid: Option<Mid>,
-        codec: Codec,
-        time: MediaTime,
-        data: Vec<u8>,
-    ) -> bool {
-        let Some(writer) = mid.and_then(|m| self.rtc.writer(m)) else {
-            return false;
-        };
-        let Some(pt) = writer
-            .payload_params()
-            .find(|p| p.spec().codec == codec)
-            .map(|p| p.pt())
-        else {
-            return false;
-        };
-        writer.write(pt, now, time, data).is_ok()
-    }
-
-    /// Sends what str0m has, handles its events; the next timeout, or
-    /// `None` when the session failed.
-    fn drain(&mut self, tally: &Mutex<Tally>, epoch: Instant) -> Option<Instant> {
-        loop {
-            let now = Instant::now();
-            match parley_rtc::poll_output(&mut self.rtc, now) {
-                Ok(Output::Timeout(t)) => return Some(t),
-                Ok(Output::Transmit(t)) => {
-                    let _ = self.socket.send_to(&t.contents, t.destination);
-                    tally
-                        .lock()
-                        .expect("tally")
-                        .sfu_addr
-                        .get_or_insert(t.destination);
-                }
-                Ok(Output::Event(event)) => self.handle(event, tally, epoch),
-                Err(_) => return None,
+    /// Sends what the session has queued and counts what it received.
+    fn flush(&mut self, tally: &Mutex<Tally>, epoch: Instant) {
+        let mut sfu = None;
+        while let Some((to, datagram)) = self.session.poll_transmit() {
+            let _ = self.socket.send_to(&datagram, to);
+            sfu = Some(to);
+        }
+        while self.session.poll_event().is_some() {}
+        let now = Instant::now();
+        let mut t = tally.lock().expect("tally");
+        if let Some(sfu) = sfu {
+            t.sfu_addr.get_or_insert(sfu);
+        }
+        while let Some(frame) = self.session.poll_frame() {
+            let Some(sent_us) = read_stamp(&frame.data) else {
+                continue;
+            };
+            let sent = epoch + Duration::from_micros(sent_us);
+            if t.window.is_some_and(|(a, b)| sent >= a && sent < b) {
+                t.frames_received += 1;
+                t.latencies_us
+                    .push(now.saturating_duration_since(sent).as_micros() as u64);
             }
         }
-    }
-
-    fn handle(&mut self, event: Event, tally: &Mutex<Tally>, epoch: Instant) {
-        match event {
-            Event::Connected => {
-                self.connected = true;
-                tally.lock().expect("tally").connected += 1;
-            }
-            Event::ChannelOpen(id, _) => self.channel = Some(id),
-            Event::ChannelData(data) => {
-                let Ok(message) = ControlMessage::from_json(&data.data) else {
-                    return;
-                };
-                if let ControlMessage::Offer { sdp } = message {
-                    let Ok(offer) = SdpOffer::from_sdp_string(&sdp) else {
-                        return;
-                    };
-                    if let Ok(answer) = self.rtc.sdp_api().accept_offer(offer)
-                        && let Some(mut channel) = self.channel.and_then(|c| self.rtc.channel(c))
-                    {
-                        let reply = ControlMessage::Answer {
-                            sdp: answer.to_sdp_string(),
-                        };
-                        let _ = channel.write(false, reply.to_json().as_bytes());
-                    }
-                }
-            }
-            Event::MediaData(data) => {
-                let now = Instant::now();
-                let Some(sent_us) = read_stamp(&data.data) else {
-                    return;
-                };
-                let sent = epoch + Duration::from_micros(sent_us);
-                let mut t = tally.lock().expect("tally");
-                if t.window.is_some_and(|(a, b)| sent >= a && sent < b) {
-                    t.frames_received += 1;
-                    t.latencies_us
-                        .push(now.saturating_duration_since(sent).as_micros() as u64);
-                }
-            }
-            Event::MediaIngressStats(stats) => {
-                tally
-                    .lock()
-                    .expect("tally")
-                    .ingress
-                    .insert((self.index, stats.mid), (stats.packets, stats.bytes));
-            }
-            _ => {}
-        }
+        t.ingress.insert(self.index, self.session.ingress());
     }
 }
 

@@ -161,7 +161,9 @@ pub struct RemoteStats {
 struct Remote {
     who: Participant,
     jitter: JitterBuffer,
-    decoder: H264Decoder,
+    /// Made at its first picture: a participant who sends only audio
+    /// costs no decoder.
+    decoder: Option<H264Decoder>,
     waiting_for_keyframe: bool,
     video_mid: Option<Mid>,
     last_pli: Option<Instant>,
@@ -206,7 +208,34 @@ pub struct GroupSession {
     pictures: VecDeque<(Participant, I420Frame)>,
     /// Offers from the SFU answered so far.
     renegotiations: u64,
+    /// Decode what arrives, or hand it over as decrypted frames.
+    delivery: Delivery,
+    frames: VecDeque<ReceivedFrame>,
+    /// str0m's latest ingress counters per line: (packets, bytes).
+    ingress: HashMap<Mid, (u64, u64)>,
     timeout: Instant,
+}
+
+/// What a session does with the media it receives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Delivery {
+    /// Decrypt, buffer and decode, for people to hear and see.
+    Decode,
+    /// Decrypt and hand over ([`GroupSession::poll_frame`]): a load
+    /// generator measures delivery, and decoding every stream of a large
+    /// room would measure the generator instead of the SFU.
+    Frames,
+}
+
+/// A decrypted frame, in [`Delivery::Frames`] sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedFrame {
+    /// Whose it is.
+    pub from: Participant,
+    /// Audio (an Opus packet) or video (an H.264 access unit, Annex B).
+    pub kind: TrackKind,
+    /// The plaintext the sender encrypted.
+    pub data: Vec<u8>,
 }
 
 impl GroupSession {
@@ -219,7 +248,38 @@ impl GroupSession {
         publish: Publish,
         keys: GroupKeys,
     ) -> Result<(Self, String), GroupSessionError> {
-        let mut rtc = parley_rtc::build(parley_rtc::Role::GroupParticipant, now);
+        let role = parley_rtc::Role::GroupParticipant;
+        Self::offer_as(now, local_addr, room, publish, keys, role, Delivery::Decode)
+    }
+
+    /// A load generator's participant: the same session with the load
+    /// generator's profile ([`parley_rtc::Role::LoadGenerator`]: the
+    /// participant's settings plus ingress counters), sending pre-encoded
+    /// frames ([`send_encoded_audio`](Self::send_encoded_audio),
+    /// [`send_encoded_video`](Self::send_encoded_video)) and handing
+    /// received frames over decrypted but not decoded
+    /// ([`poll_frame`](Self::poll_frame)).
+    pub fn offer_load_generator(
+        now: Instant,
+        local_addr: SocketAddr,
+        room: &str,
+        publish: Publish,
+        keys: GroupKeys,
+    ) -> Result<(Self, String), GroupSessionError> {
+        let role = parley_rtc::Role::LoadGenerator;
+        Self::offer_as(now, local_addr, room, publish, keys, role, Delivery::Frames)
+    }
+
+    fn offer_as(
+        now: Instant,
+        local_addr: SocketAddr,
+        room: &str,
+        publish: Publish,
+        keys: GroupKeys,
+        role: parley_rtc::Role,
+        delivery: Delivery,
+    ) -> Result<(Self, String), GroupSessionError> {
+        let mut rtc = parley_rtc::build(role, now);
         let candidate = Candidate::host(local_addr, "udp")
             .map_err(|e| GroupSessionError::Sdp(format!("local candidate {local_addr}: {e}")))?;
         rtc.add_local_candidate(candidate);
@@ -277,6 +337,9 @@ impl GroupSession {
             events: VecDeque::new(),
             pictures: VecDeque::new(),
             renegotiations: 0,
+            delivery,
+            frames: VecDeque::new(),
+            ingress: HashMap::new(),
             timeout: now,
         };
         this.drain(now)?;
@@ -450,6 +513,19 @@ impl GroupSession {
         self.pictures.pop_front()
     }
 
+    /// The next received frame, in a load generator's session.
+    pub fn poll_frame(&mut self) -> Option<ReceivedFrame> {
+        self.frames.pop_front()
+    }
+
+    /// Packets and bytes received on every line, as str0m last counted
+    /// them (load generator sessions only; others keep no counters).
+    pub fn ingress(&self) -> (u64, u64) {
+        self.ingress
+            .values()
+            .fold((0, 0), |(p, b), &(dp, db)| (p + dp, b + db))
+    }
+
     /// Each other participant's audio to play now (call every 20 ms).
     pub fn poll_audio(&mut self, now: Instant) -> Vec<(Participant, Playout)> {
         self.remotes
@@ -479,6 +555,15 @@ impl GroupSession {
             .encode(frame)
             .map_err(|e| GroupSessionError::Media(e.to_string()))?;
         let sealed = self.encryptor.encrypt_audio(&packet)?;
+        self.write_audio(now, level, sealed)
+    }
+
+    fn write_audio(
+        &mut self,
+        now: Instant,
+        level: i8,
+        sealed: Vec<u8>,
+    ) -> Result<(), GroupSessionError> {
         let time = MediaTime::new(self.audio_time, Frequency::FORTY_EIGHT_KHZ);
         self.audio_time += parley_media::audio::FRAME_SAMPLES as u64;
         let Some(writer) = self.rtc.writer(self.audio_mid) else {
@@ -490,6 +575,38 @@ impl GroupSession {
         writer
             .audio_level(level, level > VOICE_DBOV)
             .write(pt, now, time, sealed)?;
+        self.drain(now)
+    }
+
+    /// Encrypts and sends an Opus packet encoded elsewhere (20 ms, audio
+    /// level `level` dBov).
+    pub fn send_encoded_audio(
+        &mut self,
+        now: Instant,
+        packet: &[u8],
+        level: i8,
+    ) -> Result<(), GroupSessionError> {
+        if !self.connected {
+            return Ok(());
+        }
+        let sealed = self.encryptor.encrypt_audio(packet)?;
+        self.write_audio(now, level, sealed)
+    }
+
+    /// Encrypts and sends an H.264 access unit encoded elsewhere, `pts`
+    /// into the stream (single-layer video only).
+    pub fn send_encoded_video(
+        &mut self,
+        now: Instant,
+        annex_b: &[u8],
+        pts: Duration,
+    ) -> Result<(), GroupSessionError> {
+        let Some(mid) = self.video_mid.filter(|_| self.connected && !self.simulcast) else {
+            return Ok(());
+        };
+        let time = MediaTime::from_90khz((pts.as_micros() * 90 / 1000) as u64);
+        let sealed = self.encryptor.encrypt_h264(annex_b)?;
+        self.write_video(now, mid, None, time, sealed)?;
         self.drain(now)
     }
 
@@ -626,6 +743,9 @@ impl GroupSession {
                     encoder.request_keyframe();
                 }
             }
+            Event::MediaIngressStats(stats) => {
+                self.ingress.insert(stats.mid, (stats.packets, stats.bytes));
+            }
             Event::MediaData(data) => {
                 let Some(&(kind, id)) = self.tracks.get(&data.mid) else {
                     return Ok(());
@@ -658,6 +778,17 @@ impl GroupSession {
                         return Ok(());
                     }
                 };
+                if self.delivery == Delivery::Frames {
+                    if kind == TrackKind::Audio {
+                        remote.stats.audio_frames += 1;
+                    }
+                    self.frames.push_back(ReceivedFrame {
+                        from: remote.who.clone(),
+                        kind,
+                        data: plain,
+                    });
+                    return Ok(());
+                }
                 match kind {
                     TrackKind::Audio => {
                         remote.stats.audio_frames += 1;
@@ -671,7 +802,14 @@ impl GroupSession {
                             self.request_keyframe(now, id);
                             return Ok(());
                         }
-                        match remote.decoder.decode(&plain) {
+                        let decoder = match &mut remote.decoder {
+                            Some(decoder) => decoder,
+                            None => remote.decoder.insert(
+                                H264Decoder::new()
+                                    .map_err(|e| GroupSessionError::Media(e.to_string()))?,
+                            ),
+                        };
+                        match decoder.decode(&plain) {
                             Ok(Some(picture)) => {
                                 remote.waiting_for_keyframe = false;
                                 remote.stats.pictures += 1;
@@ -803,13 +941,12 @@ impl GroupSession {
         }
         let jitter = JitterBuffer::new(JitterBufferConfig::default())
             .map_err(|e| GroupSessionError::Media(e.to_string()))?;
-        let decoder = H264Decoder::new().map_err(|e| GroupSessionError::Media(e.to_string()))?;
         self.remotes.insert(
             who.id,
             Remote {
                 who: who.clone(),
                 jitter,
-                decoder,
+                decoder: None,
                 waiting_for_keyframe: true,
                 video_mid: None,
                 last_pli: None,
