@@ -133,6 +133,20 @@ pub enum JoinError {
     Rtc(#[from] RtcError),
 }
 
+impl JoinError {
+    /// What to tell the client: the variant's own words for errors Parley
+    /// states, a fixed sentence where the text would be a dependency's
+    /// (str0m's SDP parser reports a pointer offset, its errors name
+    /// internal types). The full error is for the server's log.
+    pub fn client_message(&self) -> String {
+        match self {
+            Self::Token(_) | Self::WrongRoom | Self::NoDataChannel => self.to_string(),
+            Self::Sdp(_) => "the offer is not SDP the SFU can parse".to_string(),
+            Self::Rtc(_) => "the SFU cannot accept the offer's media lines".to_string(),
+        }
+    }
+}
+
 /// Why a participant left a room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LeaveReason {

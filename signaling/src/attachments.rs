@@ -60,11 +60,12 @@ pub async fn upload(
     tokio::fs::rename(&part, config.blob_dir.join(&id))
         .await
         .map_err(io)?;
-    let size = size as i64;
     state
         .store()
-        .create_attachment(&id, &auth.device_id, size, now_ms())
+        .create_attachment(&id, &auth.device_id, size as i64, now_ms())
         .await?;
+    state.metrics().attachment_bytes.inc_by(size);
+    let size = size as i64;
     Ok(Json(AttachmentCreated {
         url: format!("/v1/attachments/{id}"),
         id,

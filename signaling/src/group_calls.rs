@@ -182,8 +182,11 @@ pub async fn sfu_join(
     match answer {
         Ok(answer) => Ok(Json(SfuJoinAnswer { answer })),
         Err(e @ (JoinError::Token(_) | JoinError::WrongRoom)) => {
-            Err(ApiError::Forbidden(e.to_string()))
+            Err(ApiError::Forbidden(e.client_message()))
         }
-        Err(e) => Err(ApiError::BadRequest(e.to_string())),
+        Err(e) => {
+            tracing::debug!(error = %e, "SFU join refused");
+            Err(ApiError::BadRequest(e.client_message()))
+        }
     }
 }

@@ -90,6 +90,13 @@ pub struct ServerConfig {
     pub rate_per_second: f64,
     /// Requests a device may make at once.
     pub rate_burst: f64,
+    /// Envelopes per second a device may submit, sustained, over HTTP and
+    /// the websocket together (a message is one envelope per recipient
+    /// device, so this is the fan-out budget).
+    pub envelope_rate_per_second: f64,
+    /// Envelopes a device may submit at once; at least one full send
+    /// ([`routes::MAX_ENVELOPES_PER_SEND`]).
+    pub envelope_burst: f64,
     /// Bearer token for `/metrics`; without one the route is off.
     pub metrics_token: Option<String>,
     /// The UDP STUN responder and call relay, when the server runs one.
@@ -110,6 +117,8 @@ impl Default for ServerConfig {
             blob_dir: std::path::PathBuf::from("parley-data/blobs"),
             rate_per_second: 50.0,
             rate_burst: 200.0,
+            envelope_rate_per_second: 200.0,
+            envelope_burst: 2_000.0,
             metrics_token: None,
             relay: None,
             sfu: None,
@@ -129,6 +138,7 @@ struct Inner {
     config: ServerConfig,
     metrics: metrics::Metrics,
     limiter: rate_limit::RateLimiter,
+    envelope_limiter: rate_limit::RateLimiter,
 }
 
 impl AppState {
@@ -139,6 +149,10 @@ impl AppState {
                 store,
                 hub: Hub::default(),
                 limiter: rate_limit::RateLimiter::new(config.rate_per_second, config.rate_burst),
+                envelope_limiter: rate_limit::RateLimiter::new(
+                    config.envelope_rate_per_second,
+                    config.envelope_burst,
+                ),
                 metrics: metrics::Metrics::new(),
                 config,
             }),
@@ -168,6 +182,11 @@ impl AppState {
     /// Per-device request limits.
     pub fn limiter(&self) -> &rate_limit::RateLimiter {
         &self.inner.limiter
+    }
+
+    /// Per-device envelope budget, shared by every way envelopes arrive.
+    pub fn envelope_limiter(&self) -> &rate_limit::RateLimiter {
+        &self.inner.envelope_limiter
     }
 }
 

@@ -35,6 +35,12 @@ impl RateLimiter {
     /// Takes one token for `key` at `now`, or says how long until one is
     /// free.
     pub fn check(&self, key: &str, now: Instant) -> Result<(), Duration> {
+        self.take(key, 1.0, now)
+    }
+
+    /// Takes `n` tokens for `key` at `now` (all or none), or says how long
+    /// until that many are free. More than the burst is never free.
+    pub fn take(&self, key: &str, n: f64, now: Instant) -> Result<(), Duration> {
         let mut buckets = self
             .buckets
             .lock()
@@ -49,12 +55,12 @@ impl RateLimiter {
         let elapsed = now.saturating_duration_since(bucket.at).as_secs_f64();
         bucket.tokens = (bucket.tokens + elapsed * self.per_second).min(self.burst);
         bucket.at = now;
-        if bucket.tokens >= 1.0 {
-            bucket.tokens -= 1.0;
+        if bucket.tokens >= n {
+            bucket.tokens -= n;
             Ok(())
         } else {
             Err(Duration::from_secs_f64(
-                (1.0 - bucket.tokens) / self.per_second,
+                (n.min(self.burst) - bucket.tokens).max(0.0) / self.per_second,
             ))
         }
     }
@@ -77,5 +83,15 @@ mod tests {
         assert!(limiter.check("b", t0).is_ok(), "buckets are per key");
         assert!(limiter.check("a", t0 + Duration::from_millis(100)).is_ok());
         assert!(limiter.check("a", t0 + Duration::from_millis(100)).is_err());
+    }
+
+    #[test]
+    fn taking_many_is_all_or_nothing() {
+        let limiter = RateLimiter::new(10.0, 5.0);
+        let t0 = Instant::now();
+        assert!(limiter.take("a", 3.0, t0).is_ok());
+        let wait = limiter.take("a", 3.0, t0).unwrap_err();
+        assert!((wait.as_secs_f64() - 0.1).abs() < 1e-6, "{wait:?}");
+        assert!(limiter.take("a", 2.0, t0).is_ok(), "a refusal took nothing");
     }
 }

@@ -17,7 +17,7 @@ use parley_wire::clock::now_ms;
 const MAX_KEYS_PER_UPLOAD: usize = 200;
 
 /// Most envelopes in one send (a fan-out to every device of a group).
-const MAX_ENVELOPES_PER_SEND: usize = 1000;
+pub const MAX_ENVELOPES_PER_SEND: usize = 1000;
 
 /// Largest envelope ciphertext (decoded). Text and call signaling are far
 /// smaller; attachments travel as blobs, not envelopes.
@@ -331,8 +331,22 @@ pub async fn accept_envelopes(
             "at most {MAX_ENVELOPES_PER_SEND} envelopes per send"
         )));
     }
+    // Every envelope counts against the sender's budget, whichever way it
+    // came (a websocket, once open, skips the per-request limit).
+    #[allow(clippy::disallowed_methods)] // The HTTP shell stamps the request for the limiter.
+    let now = std::time::Instant::now();
+    if let Err(wait) = state
+        .envelope_limiter()
+        .take(from_device, envelopes.len() as f64, now)
+    {
+        state.metrics().rate_limited.inc();
+        return Err(ApiError::RateLimited(wait));
+    }
     let store = state.store();
     let mut decoded = Vec::with_capacity(envelopes.len());
+    // Envelopes of this batch per recipient: the queue cap covers the
+    // whole batch, not only what was stored before it.
+    let mut in_batch: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
     for e in envelopes {
         if e.id.is_empty() || e.id.len() > MAX_ID_LEN {
             return Err(ApiError::BadRequest(format!(
@@ -390,9 +404,11 @@ pub async fn accept_envelopes(
                 )));
             }
         }
-        if store.queue_len(&e.to_device).await? >= state.config().max_queue {
+        let ahead = in_batch.entry(e.to_device.as_str()).or_default();
+        if store.queue_len(&e.to_device).await? + *ahead >= state.config().max_queue {
             return Err(ApiError::QueueFull(e.to_device.clone()));
         }
+        *ahead += 1;
         decoded.push(bytes);
     }
     let now = now_ms();

@@ -172,6 +172,37 @@ impl Device {
             .unwrap()
     }
 
+    /// Envelopes to `to_device` with these ids (each a few sealed bytes).
+    pub fn envelopes(&self, to_device: &str, ids: &[String]) -> Vec<OutgoingEnvelope> {
+        ids.iter()
+            .map(|id| OutgoingEnvelope {
+                id: id.clone(),
+                to_device: to_device.to_string(),
+                kind: 1,
+                ciphertext: STANDARD.encode(b"sealed"),
+                group_id: None,
+            })
+            .collect()
+    }
+
+    /// Sends envelopes with these ids to `to_device` in one request.
+    pub async fn send_many(
+        &self,
+        token: &str,
+        to_device: &str,
+        ids: &[String],
+    ) -> reqwest::Response {
+        self.http
+            .post(self.at("/v1/messages"))
+            .bearer_auth(token)
+            .json(&SendRequest {
+                envelopes: self.envelopes(to_device, ids),
+            })
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// Everything queued for this device, oldest first.
     pub async fn queued(&self, token: &str) -> Vec<Envelope> {
         let request = self

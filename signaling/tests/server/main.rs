@@ -9,6 +9,7 @@ mod device;
 
 mod auth_tokens;
 mod bad_input;
+mod envelope_budget;
 mod key_directory;
 mod metrics_endpoint;
 mod openapi_document;
@@ -16,3 +17,4 @@ mod queue_cap;
 mod rate_limit;
 mod server_binary;
 mod server_tls;
+mod sfu_join_errors;

@@ -1,6 +1,8 @@
 //! `/metrics` serves Prometheus counters to the holder of the metrics
-//! token only, and the counters move with traffic: a registration, an
-//! envelope stored, pushed over the websocket, and acknowledged there.
+//! token only, and every one moves with traffic: a registration, an
+//! envelope stored, pushed over the websocket and acknowledged there, an
+//! open websocket, a refusal by the rate limiter, attachment bytes (that
+//! counter once never moved).
 
 use futures_util::{SinkExt, StreamExt};
 use parley_signaling::ServerConfig;
@@ -13,6 +15,8 @@ use crate::device::{Device, start};
 async fn metrics_need_their_token_and_count_traffic() {
     let (server, _dir) = start(ServerConfig {
         metrics_token: Some("scrape-me".into()),
+        envelope_rate_per_second: 0.01,
+        envelope_burst: 2.0,
         ..ServerConfig::default()
     })
     .await;
@@ -55,6 +59,22 @@ async fn metrics_need_their_token_and_count_traffic() {
     }
     assert!(bob.queued(&tb).await.is_empty(), "the ack never landed");
 
+    // Over the envelope budget (one envelope left of two): refused.
+    let ids = ["over-1".to_string(), "over-2".to_string()];
+    let r = alice.send_many(&ta, &bob.device_id, &ids).await;
+    assert_eq!(r.status(), 429);
+    let blob = vec![7u8; 1234];
+    let r = alice
+        .http()
+        .post(alice.at("/v1/attachments"))
+        .bearer_auth(&ta)
+        .header("content-type", "application/octet-stream")
+        .body(blob)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
     let http = reqwest::Client::new();
     let url = format!("{}/metrics", server.url());
     assert_eq!(http.get(&url).send().await.unwrap().status(), 401);
@@ -88,4 +108,29 @@ async fn metrics_need_their_token_and_count_traffic() {
     assert_eq!(value("parley_envelopes_stored_total"), 1.0);
     assert_eq!(value("parley_envelopes_pushed_total"), 1.0);
     assert_eq!(value("parley_envelopes_acked_total"), 1.0);
+    assert_eq!(value("parley_websocket_sessions"), 1.0, "bob's, still open");
+    assert_eq!(value("parley_rate_limited_total"), 1.0);
+    assert_eq!(value("parley_attachment_bytes_total"), 1234.0);
+    // Every series the server exports is one of the above.
+    let exported: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split([' ', '{']).next())
+        .collect();
+    let checked = [
+        "parley_registrations_total",
+        "parley_envelopes_stored_total",
+        "parley_envelopes_pushed_total",
+        "parley_envelopes_acked_total",
+        "parley_websocket_sessions",
+        "parley_rate_limited_total",
+        "parley_attachment_bytes_total",
+    ];
+    for name in exported {
+        assert!(
+            checked.contains(&name),
+            "{name} is exported but not checked"
+        );
+    }
+    drop(socket);
 }
