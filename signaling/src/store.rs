@@ -557,14 +557,30 @@ impl Store {
         Ok(())
     }
 
-    /// Removes a member; `false` if they were not one.
+    /// Removes a member; `false` if they were not one. An owner who
+    /// leaves (or is removed) hands the group to the longest-standing
+    /// member left, so it can still be managed; coming back later is
+    /// coming back as a member.
     pub async fn remove_member(&self, group_id: &str, user_id: &str) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
         let n = sqlx::query("DELETE FROM group_members WHERE group_id = $1 AND user_id = $2")
             .bind(group_id)
             .bind(user_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
+        sqlx::query(
+            "UPDATE groups SET owner_user = ( \
+                 SELECT m.user_id FROM group_members m WHERE m.group_id = $1 \
+                 ORDER BY m.added_at, m.user_id LIMIT 1) \
+             WHERE id = $1 AND owner_user = $2 \
+             AND EXISTS (SELECT 1 FROM group_members m WHERE m.group_id = $1)",
+        )
+        .bind(group_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(n == 1)
     }
 }

@@ -43,6 +43,8 @@ pub async fn refusal(response: reqwest::Response) -> (u16, String) {
 pub struct Device {
     /// The device id the server gave it.
     pub device_id: String,
+    /// Its user's handle.
+    pub handle: String,
     /// The server's URL.
     pub url: String,
     /// Its Olm account (identity and signing keys).
@@ -67,6 +69,7 @@ impl Device {
         .await;
         Self {
             device_id: created.device_id,
+            handle,
             url: url.to_string(),
             account,
             http,

@@ -10,6 +10,7 @@ mod device;
 mod auth_tokens;
 mod bad_input;
 mod envelope_budget;
+mod group_ownership;
 mod key_directory;
 mod metrics_endpoint;
 mod openapi_document;
