@@ -97,6 +97,13 @@ impl IntoResponse for ApiError {
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
 
+impl From<crate::group_commit::CommitError> for ApiError {
+    fn from(e: crate::group_commit::CommitError) -> Self {
+        tracing::error!(error = %e, "write failed");
+        Self::Internal
+    }
+}
+
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {

@@ -20,6 +20,9 @@ pub struct Metrics {
     pub rate_limited: IntCounter,
     /// Attachment bytes stored.
     pub attachment_bytes: IntCounter,
+    /// Transactions the envelope writer committed: against
+    /// `envelopes_stored_total`, how much group commit shares each fsync.
+    pub commit_batches: IntCounter,
 }
 
 impl Metrics {
@@ -44,6 +47,10 @@ impl Metrics {
         let registrations = counter("registrations_total", "Users registered");
         let rate_limited = counter("rate_limited_total", "Requests refused by the rate limiter");
         let attachment_bytes = counter("attachment_bytes_total", "Attachment bytes stored");
+        let commit_batches = counter(
+            "commit_batches_total",
+            "Transactions committed by the envelope writer (sends and acks batched)",
+        );
         let sessions = IntGauge::new("websocket_sessions", "Open websocket sessions")
             .expect("valid metric name");
         registry
@@ -58,6 +65,7 @@ impl Metrics {
             registrations,
             rate_limited,
             attachment_bytes,
+            commit_batches,
         }
     }
 

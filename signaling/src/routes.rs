@@ -1,6 +1,8 @@
 //! The HTTP API's handlers. Each validates, calls the store, and returns
 //! JSON or an [`ApiError`].
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use base64::Engine;
@@ -9,6 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use crate::AppState;
 use crate::auth::{AuthDevice, hash, random_secret, verify};
 use crate::error::{ApiError, ApiJson};
+use crate::group_commit::Write;
 use crate::store::{User, is_unique_violation};
 use parley_wire::api::*;
 use parley_wire::clock::now_ms;
@@ -324,6 +327,7 @@ pub async fn claim_keys(
 pub async fn accept_envelopes(
     state: &AppState,
     from_device: &str,
+    from_handle: &str,
     envelopes: &[OutgoingEnvelope],
 ) -> Result<Vec<String>, ApiError> {
     if envelopes.len() > MAX_ENVELOPES_PER_SEND {
@@ -344,9 +348,12 @@ pub async fn accept_envelopes(
     }
     let store = state.store();
     let mut decoded = Vec::with_capacity(envelopes.len());
-    // Envelopes of this batch per recipient: the queue cap covers the
-    // whole batch, not only what was stored before it.
-    let mut in_batch: std::collections::HashMap<&str, i64> = std::collections::HashMap::new();
+    // Per recipient: its user, and its queue length counting this send's
+    // envelopes (the cap covers the whole send, not only what was stored
+    // before it). One lookup per recipient, not per envelope.
+    let mut recipients: HashMap<&str, (String, i64)> = HashMap::new();
+    let mut sender_user: Option<String> = None;
+    let mut memberships: HashMap<(&str, String), bool> = HashMap::new();
     for e in envelopes {
         if e.id.is_empty() || e.id.len() > MAX_ID_LEN {
             return Err(ApiError::BadRequest(format!(
@@ -382,46 +389,63 @@ pub async fn accept_envelopes(
                 e.id
             )));
         }
-        let Some((recipient_user, _)) = store.device(&e.to_device).await? else {
-            return Err(ApiError::NotFound(format!("no device {:?}", e.to_device)));
+        let recipient = match recipients.entry(e.to_device.as_str()) {
+            std::collections::hash_map::Entry::Occupied(known) => known.into_mut(),
+            std::collections::hash_map::Entry::Vacant(new) => {
+                let Some((user, _)) = store.device(&e.to_device).await? else {
+                    return Err(ApiError::NotFound(format!("no device {:?}", e.to_device)));
+                };
+                let queued = store.queue_len(&e.to_device).await?;
+                new.insert((user, queued))
+            }
         };
+        let recipient_user = recipient.0.clone();
+        if recipient.1 >= state.config().max_queue {
+            return Err(ApiError::QueueFull(e.to_device.clone()));
+        }
+        recipient.1 += 1;
         if let Some(group) = &e.group_id {
             // Relay group messages between members only: a removed member
             // gets nothing more, even from a stale client.
-            let (sender_user, _) = store
-                .device(from_device)
-                .await?
-                .ok_or(ApiError::Unauthorized)?;
-            if !store.is_member(group, &sender_user).await? {
+            if sender_user.is_none() {
+                let (user, _) = store
+                    .device(from_device)
+                    .await?
+                    .ok_or(ApiError::Unauthorized)?;
+                sender_user = Some(user);
+            }
+            let sender_user = sender_user.clone().expect("looked up above");
+            for user in [&sender_user, &recipient_user] {
+                let key = (group.as_str(), user.clone());
+                if !memberships.contains_key(&key) {
+                    let member = store.is_member(group, user).await?;
+                    memberships.insert(key.clone(), member);
+                }
+            }
+            if !memberships[&(group.as_str(), sender_user.clone())] {
                 return Err(ApiError::Forbidden(format!(
                     "not a member of group {group}"
                 )));
             }
-            if !store.is_member(group, &recipient_user).await? {
+            if !memberships[&(group.as_str(), recipient_user.clone())] {
                 return Err(ApiError::Forbidden(format!(
                     "device {} is not in group {group}",
                     e.to_device
                 )));
             }
         }
-        let ahead = in_batch.entry(e.to_device.as_str()).or_default();
-        if store.queue_len(&e.to_device).await? + *ahead >= state.config().max_queue {
-            return Err(ApiError::QueueFull(e.to_device.clone()));
-        }
-        *ahead += 1;
         decoded.push(bytes);
     }
-    let now = now_ms();
-    for (e, bytes) in envelopes.iter().zip(&decoded) {
-        store.store_envelope(from_device, e, bytes, now).await?;
-    }
-    state
-        .metrics()
-        .envelopes_stored
-        .inc_by(envelopes.len() as u64);
-    for e in envelopes {
-        state.hub().notify(&e.to_device);
-    }
+    // One transaction with whatever else is being sent right now; the
+    // answer waits for its commit.
+    let write = Write::Store {
+        from_device: from_device.to_string(),
+        from_handle: from_handle.to_string(),
+        envelopes: envelopes.iter().cloned().zip(decoded).collect(),
+        now_ms: now_ms(),
+    };
+    let stored = state.writer().write(write).await?;
+    state.metrics().envelopes_stored.inc_by(stored);
     Ok(envelopes.iter().map(|e| e.id.clone()).collect())
 }
 
@@ -432,7 +456,7 @@ pub async fn send(
     auth: AuthDevice,
     ApiJson(req): ApiJson<SendRequest>,
 ) -> Result<Json<SendResponse>, ApiError> {
-    let stored = accept_envelopes(&state, &auth.device_id, &req.envelopes).await?;
+    let stored = accept_envelopes(&state, &auth.device_id, &auth.handle, &req.envelopes).await?;
     Ok(Json(SendResponse { stored }))
 }
 
@@ -467,7 +491,11 @@ pub async fn ack_messages(
     ApiJson(req): ApiJson<AckRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     own_queue(&auth, &device_id)?;
-    let deleted = state.store().ack(&device_id, &req.ids).await?;
+    let write = Write::Ack {
+        device_id,
+        ids: req.ids,
+    };
+    let deleted = state.writer().write(write).await?;
     state.metrics().envelopes_acked.inc_by(deleted);
     Ok(Json(serde_json::json!({ "deleted": deleted })))
 }

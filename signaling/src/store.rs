@@ -443,6 +443,65 @@ impl Store {
             .collect())
     }
 
+    /// Makes `writes` in one transaction (see [`crate::group_commit`]):
+    /// per write, what it did.
+    pub async fn commit_writes(
+        &self,
+        writes: &[&crate::group_commit::Write],
+    ) -> Result<Vec<crate::group_commit::Outcome>, sqlx::Error> {
+        use crate::group_commit::{Outcome, Write};
+        let mut tx = self.pool.begin().await?;
+        let mut outcomes = Vec::with_capacity(writes.len());
+        for write in writes {
+            let mut count = 0;
+            let mut seqs = Vec::new();
+            match write {
+                Write::Store {
+                    from_device,
+                    envelopes,
+                    now_ms,
+                    ..
+                } => {
+                    for (envelope, ciphertext) in envelopes {
+                        // A resent envelope (same id) is not stored again,
+                        // and returns no row.
+                        let row = sqlx::query(
+                            "INSERT INTO envelopes (id, to_device, from_device, kind, ciphertext, created_at, group_id) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (to_device, id) DO NOTHING \
+                             RETURNING seq",
+                        )
+                        .bind(&envelope.id)
+                        .bind(&envelope.to_device)
+                        .bind(from_device)
+                        .bind(envelope.kind)
+                        .bind(ciphertext)
+                        .bind(now_ms)
+                        .bind(envelope.group_id.as_deref())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        let seq: Option<i64> = row.map(|r| r.get(0));
+                        count += u64::from(seq.is_some());
+                        seqs.push(seq);
+                    }
+                }
+                Write::Ack { device_id, ids } => {
+                    for id in ids {
+                        count +=
+                            sqlx::query("DELETE FROM envelopes WHERE to_device = $1 AND id = $2")
+                                .bind(device_id)
+                                .bind(id)
+                                .execute(&mut *tx)
+                                .await?
+                                .rows_affected();
+                    }
+                }
+            }
+            outcomes.push(Outcome { count, seqs });
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
     /// Deletes delivered envelopes of a device; only its own.
     pub async fn ack(&self, device_id: &str, ids: &[String]) -> Result<u64, sqlx::Error> {
         let mut deleted = 0;

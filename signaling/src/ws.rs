@@ -15,8 +15,10 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use crate::AppState;
 use crate::auth::AuthDevice;
 use crate::error::ApiError;
+use crate::group_commit::Write;
 use crate::routes::accept_envelopes;
-use parley_wire::api::{ClientFrame, ErrorBody, ServerFrame};
+use parley_wire::api::{ClientFrame, Envelope, ErrorBody, ServerFrame};
+use tokio::sync::broadcast;
 
 /// Largest frame a client may send: a send of a few envelopes.
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
@@ -35,46 +37,64 @@ pub async fn upgrade(
         .max_frame_size(MAX_FRAME_BYTES)
         .on_upgrade(move |socket| async move {
             let (sink, stream) = socket.split();
-            run_session(state, auth.device_id, sink, stream).await;
+            run_session(state, auth.device_id, auth.handle, sink, stream).await;
         })
 }
 
 /// Runs one device's session until the client goes away or the store
-/// fails.
-pub async fn run_session<Si, St>(state: AppState, device_id: String, mut sink: Si, mut stream: St)
-where
+/// fails: the backlog from the store, then `Drained`, then each envelope
+/// as it is committed, from the hub (no query per push). If the session
+/// falls behind the hub's channel it reads the store again; the store is
+/// the source of truth throughout.
+pub async fn run_session<Si, St>(
+    state: AppState,
+    device_id: String,
+    handle: String,
+    mut sink: Si,
+    mut stream: St,
+) where
     Si: Sink<Message> + Unpin,
     St: Stream<Item = Result<Message, axum::Error>> + Unpin,
 {
-    let mut wake = state.hub().subscribe(&device_id);
+    // Subscribed before the backlog is read: an envelope committed in
+    // between is in one or both, and `cursor` skips what was sent.
+    let mut committed = state.hub().subscribe(&device_id);
     let mut cursor = 0i64;
-    let mut drained = false;
     tracing::debug!(device = %device_id, "session open");
+    let mut caught_up = deliver(&state, &device_id, &mut cursor, &mut sink).await;
+    if caught_up.is_ok() && send(&mut sink, &ServerFrame::Drained).await.is_err() {
+        caught_up = Err(SessionError::Gone);
+    }
+    if let Err(e) = caught_up {
+        tracing::debug!(device = %device_id, error = %e, "session ends");
+        return;
+    }
     loop {
-        wake.borrow_and_update();
-        match deliver(&state, &device_id, &mut cursor, &mut sink).await {
-            Ok(()) => {}
-            Err(e) => {
-                tracing::warn!(device = %device_id, error = %e, "session ends");
-                break;
-            }
-        }
-        if !drained {
-            drained = true;
-            if send(&mut sink, &ServerFrame::Drained).await.is_err() {
-                break;
-            }
-        }
         tokio::select! {
-            changed = wake.changed() => {
-                if changed.is_err() {
+            pushed = committed.recv() => {
+                let result = match pushed {
+                    Ok(c) if c.seq <= cursor => Ok(()),
+                    Ok(c) => {
+                        cursor = c.seq;
+                        push(&state, &mut sink, &c.envelope).await
+                    }
+                    // Fell behind the channel: the store has everything.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        deliver(&state, &device_id, &mut cursor, &mut sink).await
+                    }
+                    Err(broadcast::error::RecvError::Closed) => break,
+                };
+                if let Err(e) = result {
+                    tracing::debug!(device = %device_id, error = %e, "session ends");
                     break;
                 }
             }
             message = stream.next() => {
                 let reply = match message {
                     None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
-                    Some(Ok(Message::Text(text))) => handle_frame(&state, &device_id, text.as_str()).await,
+                    Some(Ok(Message::Text(text))) => {
+                        handle_frame(&state, &device_id, &handle, text.as_str()).await
+                    }
                     Some(Ok(Message::Binary(_))) => Some(error_frame(ApiError::BadRequest(
                         "binary frames are not part of the protocol; send JSON text frames".into(),
                     ))),
@@ -100,6 +120,7 @@ enum SessionError {
     Gone,
 }
 
+/// Sends everything queued after `cursor`, from the store.
 async fn deliver<Si: Sink<Message> + Unpin>(
     state: &AppState,
     device_id: &str,
@@ -111,20 +132,35 @@ async fn deliver<Si: Sink<Message> + Unpin>(
             .store()
             .envelopes_after(device_id, *cursor, BATCH)
             .await?;
-        if batch.is_empty() {
-            return Ok(());
-        }
+        let complete = (batch.len() as i64) < BATCH;
         for (seq, envelope) in batch {
-            send(sink, &ServerFrame::Envelope(envelope))
-                .await
-                .map_err(|()| SessionError::Gone)?;
-            state.metrics().envelopes_pushed.inc();
+            push(state, sink, &envelope).await?;
             *cursor = seq;
+        }
+        if complete {
+            return Ok(());
         }
     }
 }
 
-async fn handle_frame(state: &AppState, device_id: &str, text: &str) -> Option<ServerFrame> {
+async fn push<Si: Sink<Message> + Unpin>(
+    state: &AppState,
+    sink: &mut Si,
+    envelope: &Envelope,
+) -> Result<(), SessionError> {
+    send_envelope(sink, envelope)
+        .await
+        .map_err(|()| SessionError::Gone)?;
+    state.metrics().envelopes_pushed.inc();
+    Ok(())
+}
+
+async fn handle_frame(
+    state: &AppState,
+    device_id: &str,
+    handle: &str,
+    text: &str,
+) -> Option<ServerFrame> {
     let frame: ClientFrame = match serde_json::from_str(text) {
         Ok(f) => f,
         Err(e) => {
@@ -134,19 +170,25 @@ async fn handle_frame(state: &AppState, device_id: &str, text: &str) -> Option<S
         }
     };
     match frame {
-        ClientFrame::Send { envelopes } => {
-            Some(match accept_envelopes(state, device_id, &envelopes).await {
+        ClientFrame::Send { envelopes } => Some(
+            match accept_envelopes(state, device_id, handle, &envelopes).await {
                 Ok(ids) => ServerFrame::Stored { ids },
                 Err(e) => error_frame(e),
-            })
-        }
-        ClientFrame::Ack { ids } => match state.store().ack(device_id, &ids).await {
-            Ok(deleted) => {
-                state.metrics().envelopes_acked.inc_by(deleted);
-                None
+            },
+        ),
+        ClientFrame::Ack { ids } => {
+            let write = Write::Ack {
+                device_id: device_id.to_string(),
+                ids,
+            };
+            match state.writer().write(write).await {
+                Ok(deleted) => {
+                    state.metrics().envelopes_acked.inc_by(deleted);
+                    None
+                }
+                Err(e) => Some(error_frame(e.into())),
             }
-            Err(e) => Some(error_frame(e.into())),
-        },
+        }
     }
 }
 
@@ -158,4 +200,11 @@ fn error_frame(e: ApiError) -> ServerFrame {
 async fn send<Si: Sink<Message> + Unpin>(sink: &mut Si, frame: &ServerFrame) -> Result<(), ()> {
     let text = serde_json::to_string(frame).expect("server frames always serialize");
     sink.send(Message::Text(text.into())).await.map_err(|_| ())
+}
+
+async fn send_envelope<Si: Sink<Message> + Unpin>(
+    sink: &mut Si,
+    envelope: &Envelope,
+) -> Result<(), ()> {
+    send(sink, &ServerFrame::Envelope(envelope.clone())).await
 }

@@ -111,6 +111,11 @@ async fn metrics_need_their_token_and_count_traffic() {
     assert_eq!(value("parley_websocket_sessions"), 1.0, "bob's, still open");
     assert_eq!(value("parley_rate_limited_total"), 1.0);
     assert_eq!(value("parley_attachment_bytes_total"), 1234.0);
+    assert_eq!(
+        value("parley_commit_batches_total"),
+        2.0,
+        "the send, the ack"
+    );
     // Every series the server exports is one of the above.
     let exported: Vec<&str> = text
         .lines()
@@ -125,6 +130,7 @@ async fn metrics_need_their_token_and_count_traffic() {
         "parley_websocket_sessions",
         "parley_rate_limited_total",
         "parley_attachment_bytes_total",
+        "parley_commit_batches_total",
     ];
     for name in exported {
         assert!(
