@@ -38,6 +38,19 @@ struct Args {
     /// Undelivered envelopes allowed per device.
     #[arg(long, default_value_t = ServerConfig::default().max_queue)]
     max_queue: i64,
+    /// Envelopes per second one device may submit, sustained (HTTP and
+    /// websocket together; a message is one envelope per recipient device).
+    #[arg(long, default_value_t = ServerConfig::default().envelope_rate_per_second)]
+    envelope_rate: f64,
+    /// Envelopes one device may submit at once (at least 1000, one full
+    /// send).
+    #[arg(long, default_value_t = ServerConfig::default().envelope_burst)]
+    envelope_burst: f64,
+    /// Milliseconds the envelope writer holds a transaction open for more
+    /// senders after the first (group commit; 0: only what is already
+    /// waiting).
+    #[arg(long, default_value_t = ServerConfig::default().commit_window.as_millis() as u64)]
+    commit_window_ms: u64,
     /// UDP address of the STUN responder and call relay (default: the
     /// --listen address's IP, port 3478; port 0 when --listen uses 0).
     #[arg(long, env = "PARLEY_UDP")]
@@ -117,6 +130,9 @@ async fn main() -> anyhow::Result<()> {
         .config(ServerConfig {
             max_queue: args.max_queue,
             metrics_token: args.metrics_token,
+            envelope_rate_per_second: args.envelope_rate,
+            envelope_burst: args.envelope_burst.max(1000.0),
+            commit_window: std::time::Duration::from_millis(args.commit_window_ms),
             ..ServerConfig::default()
         })
         .relay(relay)
