@@ -85,7 +85,17 @@ pub struct SfuConfig {
     /// that shows it is ciphertext. At most [`TAP_CAPACITY`] wait; older
     /// ones are dropped.
     pub tap: bool,
+    /// Participants one room holds; a join beyond it is refused
+    /// ([`JoinError::RoomFull`]). Each participant adds a session and a
+    /// stream to everyone's fan-out, and an open demo room must not be
+    /// fillable by one client.
+    pub max_participants: usize,
 }
+
+/// [`SfuConfig::max_participants`] unless set: a large meeting, well
+/// inside what one SFU task forwards on the development machine (see
+/// docs/performance.md).
+pub const MAX_PARTICIPANTS: usize = 50;
 
 /// A frame as the SFU forwards it.
 #[derive(Debug, Clone)]
@@ -108,6 +118,7 @@ impl SfuConfig {
             connect_timeout: Duration::from_secs(20),
             keyframe_request_interval: Duration::from_millis(300),
             tap: false,
+            max_participants: MAX_PARTICIPANTS,
         }
     }
 }
@@ -131,6 +142,9 @@ pub enum JoinError {
     /// str0m refused the offer.
     #[error("offer refused: {0}")]
     Rtc(#[from] RtcError),
+    /// The room already holds [`SfuConfig::max_participants`].
+    #[error("the room is full ({0} participants)")]
+    RoomFull(usize),
 }
 
 impl JoinError {
@@ -140,7 +154,9 @@ impl JoinError {
     /// internal types). The full error is for the server's log.
     pub fn client_message(&self) -> String {
         match self {
-            Self::Token(_) | Self::WrongRoom | Self::NoDataChannel => self.to_string(),
+            Self::Token(_) | Self::WrongRoom | Self::NoDataChannel | Self::RoomFull(_) => {
+                self.to_string()
+            }
             Self::Sdp(_) => "the offer is not SDP the SFU can parse".to_string(),
             Self::Rtc(_) => "the SFU cannot accept the offer's media lines".to_string(),
         }
@@ -449,6 +465,10 @@ impl Sfu {
             }
         }
         self.remove_gone(now);
+        let inside = self.peers.iter().filter(|p| p.room == room).count();
+        if inside >= self.config.max_participants {
+            return Err(JoinError::RoomFull(self.config.max_participants));
+        }
 
         let who = Participant {
             id: self.next_id,

@@ -184,6 +184,7 @@ pub async fn sfu_join(
         Err(e @ (JoinError::Token(_) | JoinError::WrongRoom)) => {
             Err(ApiError::Forbidden(e.client_message()))
         }
+        Err(e @ JoinError::RoomFull(_)) => Err(ApiError::Conflict(e.client_message())),
         Err(e) => {
             tracing::debug!(error = %e, "SFU join refused");
             Err(ApiError::BadRequest(e.client_message()))

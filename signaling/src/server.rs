@@ -78,6 +78,8 @@ pub struct SfuSetup {
     pub token_secret: Option<String>,
     /// Serve the browser demo at `/demo` and let anyone join demo rooms.
     pub demo_rooms: bool,
+    /// Participants one room holds ([`parley_sfu::SfuConfig::max_participants`]).
+    pub max_participants: usize,
 }
 
 impl SfuSetup {
@@ -87,6 +89,7 @@ impl SfuSetup {
             udp,
             token_secret: None,
             demo_rooms: false,
+            max_participants: parley_sfu::room::MAX_PARTICIPANTS,
         }
     }
 
@@ -254,10 +257,11 @@ impl ServerBuilder {
                     Some(secret) => parley_sfu::TokenKey::from_secret_str(secret),
                     None => parley_sfu::TokenKey::generate(),
                 };
-                let handle = parley_sfu::server::start(
-                    socket,
-                    parley_sfu::SfuConfig::new(public, key.clone()),
-                );
+                let config = parley_sfu::SfuConfig {
+                    max_participants: self.sfu.max_participants,
+                    ..parley_sfu::SfuConfig::new(public, key.clone())
+                };
+                let handle = parley_sfu::server::start(socket, config);
                 Some(GroupCalls {
                     sfu: handle,
                     key,

@@ -78,6 +78,9 @@ struct Args {
     /// `parley loadtest --token-secret`.
     #[arg(long, env = "PARLEY_SFU_TOKEN_SECRET", conflicts_with = "no_sfu")]
     sfu_token_secret: Option<String>,
+    /// Participants one group-call room holds; one more is refused.
+    #[arg(long, default_value_t = parley_sfu::room::MAX_PARTICIPANTS, conflicts_with = "no_sfu")]
+    sfu_max_participants: usize,
     /// Serve the browser demo at /demo and let anyone join demo rooms
     /// (media keyed by a room passphrase). Anyone who reaches the server
     /// can then use its SFU: for trying Parley, not for production.
@@ -140,6 +143,7 @@ async fn main() -> anyhow::Result<()> {
             udp: sfu_udp,
             token_secret: args.sfu_token_secret,
             demo_rooms: args.demo,
+            max_participants: args.sfu_max_participants,
         })
         .tls(tls)
         .start()

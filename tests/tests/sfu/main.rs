@@ -10,6 +10,7 @@ mod join_refused;
 mod media_blind;
 mod participant_leaves;
 mod room_forwards_media;
+mod room_full;
 mod seeded_runs_repeat;
 mod simulcast_layers;
 mod webrtc_rs_interop;
