@@ -73,8 +73,13 @@ fn start_server(binary: &Path, data_dir: &Path, db: Option<&str>) -> anyhow::Res
     if let Some(db) = db {
         cmd.args(["--db", db]);
     }
+    // Every simulated device registers and signs in from 127.0.0.1: lift
+    // the per-address limit on those routes (an environment variable, so
+    // a baseline binary from before the limit still starts).
     let mut child = cmd
         .env("RUST_LOG", "warn")
+        .env("PARLEY_ADDRESS_RATE", "1000000")
+        .env("PARLEY_ADDRESS_BURST", "1000000")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -14,6 +14,7 @@ use parley_sfu::{JoinClaims, JoinError, SfuHandle, TokenKey};
 use crate::AppState;
 use crate::auth::AuthDevice;
 use crate::error::{ApiError, ApiJson};
+use crate::rate_limit::AddressLimit;
 use crate::routes::member_view;
 use parley_wire::api::{
     DemoJoinGrant, DemoJoinRequest, ErrorBody, GroupCallGrant, SfuJoinAnswer, SfuJoinRequest,
@@ -86,6 +87,7 @@ fn demo(state: &AppState) -> Result<&GroupCalls, ApiError> {
 #[utoipa::path(post, path = "/v1/demo/join", tag = "groups", request_body = DemoJoinRequest, responses((status = 200, body = DemoJoinGrant), (status = 400, body = ErrorBody), (status = 404, description = "Demo rooms are off", body = ErrorBody)))]
 pub async fn demo_join(
     State(state): State<AppState>,
+    _limit: AddressLimit,
     ApiJson(request): ApiJson<DemoJoinRequest>,
 ) -> Result<Json<DemoJoinGrant>, ApiError> {
     let calls = demo(&state)?;
@@ -168,6 +170,7 @@ pub async fn demo_page(
 #[utoipa::path(post, path = "/v1/sfu/join", tag = "groups", request_body = SfuJoinRequest, responses((status = 200, body = SfuJoinAnswer), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn sfu_join(
     State(state): State<AppState>,
+    _limit: AddressLimit,
     ApiJson(request): ApiJson<SfuJoinRequest>,
 ) -> Result<Json<SfuJoinAnswer>, ApiError> {
     let calls = sfu(&state)?;

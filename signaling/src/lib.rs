@@ -98,6 +98,11 @@ pub struct ServerConfig {
     /// Envelopes a device may submit at once; at least one full send
     /// ([`routes::MAX_ENVELOPES_PER_SEND`]).
     pub envelope_burst: f64,
+    /// Requests per second one source address may make to the routes that
+    /// need no account (register, sign-in, link, demo and SFU joins).
+    pub address_rate_per_second: f64,
+    /// Such requests one address may make at once.
+    pub address_burst: f64,
     /// How long the envelope writer holds a batch open for more requests
     /// after its first ([`group_commit`]): added latency at low load, fewer
     /// fsyncs at high load.
@@ -126,6 +131,8 @@ impl Default for ServerConfig {
             rate_burst: 200.0,
             envelope_rate_per_second: 200.0,
             envelope_burst: 2_000.0,
+            address_rate_per_second: 10.0,
+            address_burst: 100.0,
             commit_window: Duration::from_millis(1),
             commit_max_rows: 2_000,
             metrics_token: None,
@@ -148,6 +155,7 @@ struct Inner {
     metrics: metrics::Metrics,
     limiter: rate_limit::RateLimiter,
     envelope_limiter: rate_limit::RateLimiter,
+    address_limiter: rate_limit::RateLimiter,
     writer: group_commit::GroupCommit,
 }
 
@@ -170,6 +178,10 @@ impl AppState {
                 store,
                 hub,
                 limiter: rate_limit::RateLimiter::new(config.rate_per_second, config.rate_burst),
+                address_limiter: rate_limit::RateLimiter::new(
+                    config.address_rate_per_second,
+                    config.address_burst,
+                ),
                 envelope_limiter: rate_limit::RateLimiter::new(
                     config.envelope_rate_per_second,
                     config.envelope_burst,
@@ -208,6 +220,11 @@ impl AppState {
     /// The envelope writer (group commit).
     pub fn writer(&self) -> &group_commit::GroupCommit {
         &self.inner.writer
+    }
+
+    /// Per-address limits on the routes that need no account.
+    pub fn address_limiter(&self) -> &rate_limit::RateLimiter {
+        &self.inner.address_limiter
     }
 
     /// Per-device envelope budget, shared by every way envelopes arrive.

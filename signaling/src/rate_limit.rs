@@ -66,6 +66,36 @@ impl RateLimiter {
     }
 }
 
+/// Limits requests per source address on the routes that need no account
+/// (register, sign-in, link, demo and SFU joins), where no device is
+/// known to key a bucket by. Behind a proxy the source is the proxy: the
+/// cluster setup is where the client's own address will come from (PROXY
+/// protocol). Servers built without connection info (a router driven
+/// in-process) are not limited.
+pub struct AddressLimit;
+
+impl axum::extract::FromRequestParts<crate::AppState> for AddressLimit {
+    type Rejection = crate::error::ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &crate::AppState,
+    ) -> Result<Self, Self::Rejection> {
+        use axum::extract::ConnectInfo;
+        let Some(ConnectInfo(source)) = parts.extensions.get::<ConnectInfo<std::net::SocketAddr>>()
+        else {
+            return Ok(Self);
+        };
+        #[allow(clippy::disallowed_methods)] // The HTTP shell stamps the request for the limiter.
+        let now = Instant::now();
+        if let Err(wait) = state.address_limiter().check(&source.ip().to_string(), now) {
+            state.metrics().rate_limited.inc();
+            return Err(crate::error::ApiError::RateLimited(wait));
+        }
+        Ok(Self)
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // Tests pick the origin of virtual time.
 mod tests {

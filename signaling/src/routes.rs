@@ -12,6 +12,7 @@ use crate::AppState;
 use crate::auth::{AuthDevice, hash, random_secret, verify};
 use crate::error::{ApiError, ApiJson};
 use crate::group_commit::Write;
+use crate::rate_limit::AddressLimit;
 use crate::store::{User, is_unique_violation};
 use parley_wire::api::*;
 use parley_wire::clock::now_ms;
@@ -88,6 +89,7 @@ pub async fn metrics(
 #[utoipa::path(post, path = "/v1/register", tag = "devices", request_body = RegisterRequest, responses((status = 200, body = DeviceCreated), (status = 400, body = ErrorBody), (status = 401, description = "Bad signature", body = ErrorBody), (status = 409, description = "Handle taken", body = ErrorBody)))]
 pub async fn register(
     State(state): State<AppState>,
+    _limit: AddressLimit,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> Result<Json<DeviceCreated>, ApiError> {
     let device = new_device(&req.handle, &req.device)?;
@@ -117,6 +119,7 @@ pub async fn register(
 #[utoipa::path(post, path = "/v1/auth/challenge", tag = "auth", request_body = ChallengeRequest, responses((status = 200, body = Challenge), (status = 404, body = ErrorBody)))]
 pub async fn challenge(
     State(state): State<AppState>,
+    _limit: AddressLimit,
     ApiJson(req): ApiJson<ChallengeRequest>,
 ) -> Result<Json<Challenge>, ApiError> {
     let store = state.store();
@@ -135,6 +138,7 @@ pub async fn challenge(
 #[utoipa::path(post, path = "/v1/auth/token", tag = "auth", request_body = TokenRequest, responses((status = 200, body = Token), (status = 401, body = ErrorBody)))]
 pub async fn token(
     State(state): State<AppState>,
+    _limit: AddressLimit,
     ApiJson(req): ApiJson<TokenRequest>,
 ) -> Result<Json<Token>, ApiError> {
     let store = state.store();
@@ -205,6 +209,7 @@ pub async fn call_relay(
 #[utoipa::path(post, path = "/v1/devices", tag = "devices", request_body = LinkRequest, responses((status = 200, body = DeviceCreated), (status = 403, description = "Invalid or expired code", body = ErrorBody)))]
 pub async fn link_device(
     State(state): State<AppState>,
+    _limit: AddressLimit,
     ApiJson(req): ApiJson<LinkRequest>,
 ) -> Result<Json<DeviceCreated>, ApiError> {
     let device = new_device(&req.handle, &req.device)?;

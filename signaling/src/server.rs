@@ -306,9 +306,13 @@ impl ServerBuilder {
         let task = match self.tls {
             Some(tls) => tokio::spawn(tls::serve(listener, router, tls, shutdown)),
             None => tokio::spawn(async move {
-                axum::serve(listener, router)
-                    .with_graceful_shutdown(shutdown)
-                    .await
+                axum::serve(
+                    listener,
+                    // The source address, for the per-address limits.
+                    router.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await
             }),
         };
         Ok(RunningServer {

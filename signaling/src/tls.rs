@@ -82,6 +82,6 @@ pub async fn serve(
     });
     axum_server::from_tcp_rustls(listener.into_std()?, RustlsConfig::from_config(tls))?
         .handle(handle)
-        .serve(app.into_make_service())
+        .serve(app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .await
 }

@@ -46,6 +46,13 @@ struct Args {
     /// send).
     #[arg(long, default_value_t = ServerConfig::default().envelope_burst)]
     envelope_burst: f64,
+    /// Requests per second one source address may make to the routes that
+    /// need no account (register, sign-in, link, demo and SFU joins).
+    #[arg(long, env = "PARLEY_ADDRESS_RATE", default_value_t = ServerConfig::default().address_rate_per_second)]
+    address_rate: f64,
+    /// Such requests one address may make at once.
+    #[arg(long, env = "PARLEY_ADDRESS_BURST", default_value_t = ServerConfig::default().address_burst)]
+    address_burst: f64,
     /// Milliseconds the envelope writer holds a transaction open for more
     /// senders after the first (group commit; 0: only what is already
     /// waiting).
@@ -135,6 +142,8 @@ async fn main() -> anyhow::Result<()> {
             metrics_token: args.metrics_token,
             envelope_rate_per_second: args.envelope_rate,
             envelope_burst: args.envelope_burst.max(1000.0),
+            address_rate_per_second: args.address_rate,
+            address_burst: args.address_burst,
             commit_window: std::time::Duration::from_millis(args.commit_window_ms),
             ..ServerConfig::default()
         })

@@ -7,6 +7,7 @@
 mod common;
 mod device;
 
+mod address_limit;
 mod auth_tokens;
 mod bad_input;
 mod envelope_budget;
