@@ -358,7 +358,7 @@ pub async fn accept_envelopes(
     // before it). One lookup per recipient, not per envelope.
     let mut recipients: HashMap<&str, (String, i64)> = HashMap::new();
     let mut sender_user: Option<String> = None;
-    let mut memberships: HashMap<(&str, String), bool> = HashMap::new();
+    let mut memberships: HashMap<(String, String), bool> = HashMap::new();
     for e in envelopes {
         if e.id.is_empty() || e.id.len() > MAX_ID_LEN {
             return Err(ApiError::BadRequest(format!(
@@ -412,27 +412,22 @@ pub async fn accept_envelopes(
         if let Some(group) = &e.group_id {
             // Relay group messages between members only: a removed member
             // gets nothing more, even from a stale client.
-            if sender_user.is_none() {
-                let (user, _) = store
-                    .device(from_device)
-                    .await?
-                    .ok_or(ApiError::Unauthorized)?;
-                sender_user = Some(user);
-            }
-            let sender_user = sender_user.clone().expect("looked up above");
-            for user in [&sender_user, &recipient_user] {
-                let key = (group.as_str(), user.clone());
-                if !memberships.contains_key(&key) {
-                    let member = store.is_member(group, user).await?;
-                    memberships.insert(key.clone(), member);
+            let sender = match &sender_user {
+                Some(user) => user.clone(),
+                None => {
+                    let (user, _) = store
+                        .device(from_device)
+                        .await?
+                        .ok_or(ApiError::Unauthorized)?;
+                    sender_user.insert(user).clone()
                 }
-            }
-            if !memberships[&(group.as_str(), sender_user.clone())] {
+            };
+            if !member_once(store, &mut memberships, group, &sender).await? {
                 return Err(ApiError::Forbidden(format!(
                     "not a member of group {group}"
                 )));
             }
-            if !memberships[&(group.as_str(), recipient_user.clone())] {
+            if !member_once(store, &mut memberships, group, &recipient_user).await? {
                 return Err(ApiError::Forbidden(format!(
                     "device {} is not in group {group}",
                     e.to_device
@@ -452,6 +447,22 @@ pub async fn accept_envelopes(
     let stored = state.writer().write(write).await?;
     state.metrics().envelopes_stored.inc_by(stored);
     Ok(envelopes.iter().map(|e| e.id.clone()).collect())
+}
+
+/// Whether `user` is in `group`, asked of the store once per pair per send.
+async fn member_once(
+    store: &crate::store::Store,
+    asked: &mut HashMap<(String, String), bool>,
+    group: &str,
+    user: &str,
+) -> Result<bool, sqlx::Error> {
+    let key = (group.to_string(), user.to_string());
+    if let Some(&member) = asked.get(&key) {
+        return Ok(member);
+    }
+    let member = store.is_member(group, user).await?;
+    asked.insert(key, member);
+    Ok(member)
 }
 
 /// `POST /v1/messages`.

@@ -11,7 +11,7 @@
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Row};
 
-use parley_wire::api::{ClaimedKey, DeviceInfo, Envelope, GroupInfo, OutgoingEnvelope, SignedKey};
+use parley_wire::api::{ClaimedKey, DeviceInfo, Envelope, GroupInfo, SignedKey};
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -379,31 +379,6 @@ impl Store {
         Ok(row.get(0))
     }
 
-    /// Stores an envelope durably. Storing the same (recipient, id) twice
-    /// is a no-op, which makes sends idempotent.
-    pub async fn store_envelope(
-        &self,
-        from_device: &str,
-        envelope: &OutgoingEnvelope,
-        ciphertext: &[u8],
-        now: i64,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "INSERT INTO envelopes (id, to_device, from_device, kind, ciphertext, created_at, group_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (to_device, id) DO NOTHING",
-        )
-        .bind(&envelope.id)
-        .bind(&envelope.to_device)
-        .bind(from_device)
-        .bind(envelope.kind)
-        .bind(ciphertext)
-        .bind(now)
-        .bind(envelope.group_id.as_deref())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     /// Up to `limit` envelopes for a device stored after position `after`,
     /// in order, each with its position.
     pub async fn envelopes_after(
@@ -500,22 +475,6 @@ impl Store {
         }
         tx.commit().await?;
         Ok(outcomes)
-    }
-
-    /// Deletes delivered envelopes of a device; only its own.
-    pub async fn ack(&self, device_id: &str, ids: &[String]) -> Result<u64, sqlx::Error> {
-        let mut deleted = 0;
-        let mut tx = self.pool.begin().await?;
-        for id in ids {
-            deleted += sqlx::query("DELETE FROM envelopes WHERE to_device = $1 AND id = $2")
-                .bind(device_id)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-        }
-        tx.commit().await?;
-        Ok(deleted)
     }
 }
 
